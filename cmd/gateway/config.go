@@ -1,0 +1,218 @@
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	yamlv2 "go.yaml.in/yaml/v2"
+	yamlv3 "go.yaml.in/yaml/v3"
+)
+
+// defaultConfigYAML is the configuration used when --config.file is not given. It spells out
+// every default, so it doubles as the reference for the file format.
+//
+//go:embed default.yml
+var defaultConfigYAML []byte
+
+// Config is the gateway's configuration file.
+type Config struct {
+	Storage StorageConfig `yaml:"storage"`
+	Query   QueryConfig   `yaml:"query"`
+	Limits  LimitsConfig  `yaml:"limits"`
+	Ingest  IngestConfig  `yaml:"ingest"`
+}
+
+// StorageConfig configures the in-memory window.
+type StorageConfig struct {
+	// Window is how much recent data is kept; --storage.window overrides it.
+	Window model.Duration `yaml:"window"`
+	// OutOfOrderWindow tolerates samples this much older than their series' newest one.
+	OutOfOrderWindow model.Duration `yaml:"out_of_order_window"`
+	// MaxExemplars is the exemplar ring size; -1 turns exemplar storage off.
+	MaxExemplars int `yaml:"max_exemplars"`
+}
+
+// QueryConfig configures PromQL evaluation.
+type QueryConfig struct {
+	Timeout       model.Duration `yaml:"timeout"`
+	MaxSamples    int            `yaml:"max_samples"`
+	LookbackDelta model.Duration `yaml:"lookback_delta"`
+}
+
+// LimitsConfig holds the write-path limits. 0 means "no limit" unless noted.
+type LimitsConfig struct {
+	MaxBodyBytes        int64 `yaml:"max_body_bytes"`
+	MaxDecodedBytes     int64 `yaml:"max_decoded_bytes"`
+	MaxSeriesPerRequest int   `yaml:"max_series_per_request"`
+	MaxLabelsPerSeries  int   `yaml:"max_labels_per_series"`
+	MaxLabelNameLength  int   `yaml:"max_label_name_length"`
+	MaxLabelValueLength int   `yaml:"max_label_value_length"`
+	MaxInflightWrites   int   `yaml:"max_inflight_writes"`
+	MaxSeries           int   `yaml:"max_series"`
+}
+
+// IngestConfig configures the write endpoint's behaviour.
+type IngestConfig struct {
+	// OverloadStatus is the status answered when writes back up: 503 (default; every sender
+	// retries it) or 429 (only senders configured to retry 429 do).
+	OverloadStatus int `yaml:"overload_status"`
+	// InflightWait is how long a write waits for a free slot before the overload answer.
+	InflightWait model.Duration `yaml:"inflight_wait"`
+}
+
+// ConfigError is a configuration problem, located in its file.
+type ConfigError struct {
+	File string
+	Line int // 0 when unknown
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// LoadConfigFile reads and validates a configuration file. An empty path loads the bundled
+// defaults.
+func LoadConfigFile(path string) (*Config, error) {
+	if path == "" {
+		return ParseConfig(defaultConfigYAML, "<bundled default>")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(b, path)
+}
+
+// ParseConfig parses YAML strictly over the bundled defaults and validates the result.
+// Errors name the file and line.
+func ParseConfig(b []byte, name string) (*Config, error) {
+	cfg := &Config{}
+	if err := yamlv2.UnmarshalStrict(defaultConfigYAML, cfg); err != nil {
+		return nil, fmt.Errorf("bundled default config: %w", err)
+	}
+	if err := yamlv2.UnmarshalStrict(b, cfg); err != nil {
+		return nil, yamlError(name, err)
+	}
+	if errs := cfg.validate(); len(errs) > 0 {
+		var root yamlv3.Node
+		_ = yamlv3.Unmarshal(b, &root)
+		out := make([]error, 0, len(errs))
+		for _, fe := range errs {
+			out = append(out, &ConfigError{File: name, Line: lineOf(&root, fe.path), Msg: fe.path + ": " + fe.msg})
+		}
+		return nil, errors.Join(out...)
+	}
+	return cfg, nil
+}
+
+type fieldError struct{ path, msg string }
+
+func (c *Config) validate() []fieldError {
+	var errs []fieldError
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fieldError{path, fmt.Sprintf(format, args...)})
+	}
+	if w := time.Duration(c.Storage.Window); w < time.Minute {
+		add("storage.window", "must be at least 1m, got %s", c.Storage.Window)
+	}
+	if o := time.Duration(c.Storage.OutOfOrderWindow); o < 0 || o > time.Duration(c.Storage.Window) {
+		add("storage.out_of_order_window", "must be between 0 and storage.window (%s), got %s", c.Storage.Window, c.Storage.OutOfOrderWindow)
+	}
+	if c.Storage.MaxExemplars < -1 {
+		add("storage.max_exemplars", "must be -1 (off), 0 (default) or positive, got %d", c.Storage.MaxExemplars)
+	}
+	if c.Query.Timeout <= 0 {
+		add("query.timeout", "must be positive, got %s", c.Query.Timeout)
+	}
+	if c.Query.MaxSamples <= 0 {
+		add("query.max_samples", "must be positive, got %d", c.Query.MaxSamples)
+	}
+	if c.Query.LookbackDelta <= 0 {
+		add("query.lookback_delta", "must be positive, got %s", c.Query.LookbackDelta)
+	}
+	for _, l := range []struct {
+		path string
+		v    int64
+	}{
+		{"limits.max_body_bytes", c.Limits.MaxBodyBytes},
+		{"limits.max_decoded_bytes", c.Limits.MaxDecodedBytes},
+		{"limits.max_series_per_request", int64(c.Limits.MaxSeriesPerRequest)},
+		{"limits.max_labels_per_series", int64(c.Limits.MaxLabelsPerSeries)},
+		{"limits.max_label_name_length", int64(c.Limits.MaxLabelNameLength)},
+		{"limits.max_label_value_length", int64(c.Limits.MaxLabelValueLength)},
+		{"limits.max_inflight_writes", int64(c.Limits.MaxInflightWrites)},
+		{"limits.max_series", int64(c.Limits.MaxSeries)},
+	} {
+		if l.v < 0 {
+			add(l.path, "must not be negative, got %d", l.v)
+		}
+	}
+	if c.Limits.MaxDecodedBytes > 0 && c.Limits.MaxBodyBytes > c.Limits.MaxDecodedBytes {
+		add("limits.max_decoded_bytes", "must be at least limits.max_body_bytes (%d), got %d", c.Limits.MaxBodyBytes, c.Limits.MaxDecodedBytes)
+	}
+	if s := c.Ingest.OverloadStatus; s != 503 && s != 429 {
+		add("ingest.overload_status", "must be 503 or 429, got %d", s)
+	}
+	if c.Ingest.InflightWait < 0 {
+		add("ingest.inflight_wait", "must not be negative, got %s", c.Ingest.InflightWait)
+	}
+	return errs
+}
+
+// yamlError turns a yaml.v2 error into ConfigErrors, one per line it names.
+func yamlError(name string, err error) error {
+	var te *yamlv2.TypeError
+	if !errors.As(err, &te) {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		line := 0
+		if _, e := fmt.Sscanf(msg, "line %d:", &line); e == nil {
+			msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+		}
+		return &ConfigError{File: name, Line: line, Msg: msg}
+	}
+	out := make([]error, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		line := 0
+		if _, e := fmt.Sscanf(m, "line %d:", &line); e == nil {
+			m = strings.TrimSpace(m[strings.Index(m, ":")+1:])
+		}
+		out = append(out, &ConfigError{File: name, Line: line, Msg: m})
+	}
+	return errors.Join(out...)
+}
+
+// lineOf finds the line of a dotted key path in a YAML document; 0 when it is absent.
+func lineOf(doc *yamlv3.Node, path string) int {
+	n := doc
+	if n.Kind == yamlv3.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, key := range strings.Split(path, ".") {
+		if n == nil || n.Kind != yamlv3.MappingNode {
+			return line
+		}
+		var next *yamlv3.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				line = n.Content[i].Line
+				next = n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}

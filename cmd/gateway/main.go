@@ -1,0 +1,121 @@
+// Command gateway is the Eagle Eye gateway: it receives Prometheus remote write, keeps a short
+// in-memory window, and answers PromQL like Prometheus.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+)
+
+// Flags holds the command line.
+type Flags struct {
+	ConfigFile     string
+	ListenAddress  string
+	WebConfigFile  string
+	Window         model.Duration
+	DataDir        string
+	QueryTimeout   model.Duration
+	QueryMaxSample int
+	LookbackDelta  model.Duration
+	LogLevel       string
+	LogFormat      string
+	ShutdownGrace  time.Duration
+}
+
+func main() {
+	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// cli parses args, runs the gateway until SIGINT/SIGTERM and returns the exit code.
+func cli(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New("gateway", "Eagle Eye gateway: receives Prometheus remote write (1.0 and 2.0) from probes and Prometheus servers, keeps a short in-memory window of recent samples, and answers the Prometheus HTTP query API over it, so Grafana can use it as a Prometheus datasource.")
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	app.Version(versionString())
+
+	var f Flags
+	app.Flag("config.file", "Gateway configuration file (YAML). When absent, the bundled defaults are used; a file only needs the keys it changes. Unknown keys and invalid values are refused with their line.").
+		PlaceHolder("PATH").StringVar(&f.ConfigFile)
+	app.Flag("web.listen-address", "Address the HTTP server listens on: remote write at /api/v1/write, the Prometheus query API at /api/v1/*, health at /-/healthy and /-/ready, self-metrics at /metrics.").
+		Default(":9095").StringVar(&f.ListenAddress)
+	app.Flag("web.config.file", "Web configuration file in the Prometheus exporter-toolkit format, enabling TLS, mutual TLS and basic authentication for every endpoint (write and query alike).").
+		PlaceHolder("PATH").StringVar(&f.WebConfigFile)
+	app.Flag("storage.window", "How much recent data the in-memory window keeps and can query. Overrides storage.window from the configuration file.").
+		PlaceHolder("30m").SetValue(&f.Window)
+	app.Flag("storage.dir", "Directory for the gateway's files: the window's memory-mapped head chunks. Its window/ subdirectory is emptied at start. Empty means a fresh temporary directory, removed at exit.").
+		Default("").StringVar(&f.DataDir)
+	app.Flag("query.timeout", "Maximum time a query may take before it is aborted. Overrides query.timeout from the configuration file.").
+		PlaceHolder("2m").SetValue(&f.QueryTimeout)
+	app.Flag("query.max-samples", "Maximum number of samples a single query can load into memory. Overrides query.max_samples from the configuration file.").
+		PlaceHolder("50000000").IntVar(&f.QueryMaxSample)
+	app.Flag("query.lookback-delta", "How far back an instant selector looks for a sample. Overrides query.lookback_delta from the configuration file.").
+		PlaceHolder("5m").SetValue(&f.LookbackDelta)
+	app.Flag("log.level", "Only log messages of this severity or above: debug, info, warn, error.").
+		Default("info").EnumVar(&f.LogLevel, "debug", "info", "warn", "error")
+	app.Flag("log.format", "Log format: logfmt or json.").
+		Default("logfmt").EnumVar(&f.LogFormat, "logfmt", "json")
+	app.Flag("web.shutdown-timeout", "On SIGTERM, how long in-flight requests may take to finish before the server closes them.").
+		Default("15s").DurationVar(&f.ShutdownGrace)
+
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		return 2
+	}
+	logger := newLogger(f.LogLevel, f.LogFormat, stderr)
+	cfg, err := LoadConfigFile(f.ConfigFile)
+	if err != nil {
+		logger.Error("invalid configuration", "err", err)
+		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	applyFlags(cfg, &f)
+	if errs := cfg.validate(); len(errs) > 0 {
+		for _, e := range errs {
+			fmt.Fprintf(stderr, "gateway: %s: %s\n", e.path, e.msg)
+		}
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, &f, cfg, logger, nil); err != nil {
+		logger.Error("gateway stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// applyFlags lets command-line flags override the configuration file.
+func applyFlags(cfg *Config, f *Flags) {
+	if f.Window != 0 {
+		cfg.Storage.Window = f.Window
+	}
+	if f.QueryTimeout != 0 {
+		cfg.Query.Timeout = f.QueryTimeout
+	}
+	if f.QueryMaxSample != 0 {
+		cfg.Query.MaxSamples = f.QueryMaxSample
+	}
+	if f.LookbackDelta != 0 {
+		cfg.Query.LookbackDelta = f.LookbackDelta
+	}
+}
+
+func newLogger(level, format string, w io.Writer) *slog.Logger {
+	lvl := promslog.NewLevel()
+	_ = lvl.Set(level)
+	fmtv := promslog.NewFormat()
+	_ = fmtv.Set(format)
+	return promslog.New(&promslog.Config{Level: lvl, Format: fmtv, Writer: w})
+}

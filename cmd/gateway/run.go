@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/prometheus/rules"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eagle-eye-ai/eagle-eye/api"
+	"github.com/eagle-eye-ai/eagle-eye/ingest"
+	"github.com/eagle-eye-ai/eagle-eye/tsdb"
+)
+
+// started reports the address the server listens on once the gateway is ready; tests use it.
+type started func(addr string)
+
+// run builds the gateway from its flags and configuration, serves until ctx ends, then shuts
+// down in order: stop accepting, let in-flight requests finish, stop rules, close the window.
+func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onReady started) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("eagle_eye_gateway"),
+	)
+
+	windowDir := ""
+	if f.DataDir != "" {
+		windowDir = filepath.Join(f.DataDir, "window")
+	}
+	window, err := tsdb.New(tsdb.Options{
+		Window:           time.Duration(cfg.Storage.Window),
+		OutOfOrderWindow: time.Duration(cfg.Storage.OutOfOrderWindow),
+		MaxSeries:        cfg.Limits.MaxSeries,
+		MaxExemplars:     cfg.Storage.MaxExemplars,
+		Dir:              windowDir,
+		Logger:           logger,
+		Registerer:       reg,
+	})
+	if err != nil {
+		return fmt.Errorf("window: %w", err)
+	}
+	defer func() {
+		if err := window.Close(); err != nil {
+			logger.Error("close window", "err", err)
+		}
+	}()
+
+	engine := api.NewEngine(api.EngineOptions{
+		Timeout:       time.Duration(cfg.Query.Timeout),
+		MaxSamples:    cfg.Query.MaxSamples,
+		LookbackDelta: time.Duration(cfg.Query.LookbackDelta),
+		Logger:        logger.With("component", "promql"),
+		Registerer:    reg,
+	})
+
+	rulesCtx, cancelRules := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRules()
+	ruleManager := rules.NewManager(&rules.ManagerOptions{
+		QueryFunc:    rules.EngineQueryFunc(engine, window),
+		NotifyFunc:   func(context.Context, string, ...*rules.Alert) {},
+		Context:      rulesCtx,
+		AppendableV2: window,
+		Queryable:    window,
+		Logger:       logger.With("component", "rules"),
+		Registerer:   reg,
+	})
+
+	write, err := ingest.NewHandler(ingest.Options{
+		Logger:      logger.With("component", "ingest"),
+		Registerer:  reg,
+		Sinks:       []ingest.Sink{window},
+		Limits:      ingestLimits(cfg),
+		Overload429: cfg.Ingest.OverloadStatus == http.StatusTooManyRequests,
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+
+	flagMap := map[string]string{
+		"config.file":          f.ConfigFile,
+		"web.listen-address":   f.ListenAddress,
+		"web.config.file":      f.WebConfigFile,
+		"storage.window":       cfg.Storage.Window.String(),
+		"storage.dir":          f.DataDir,
+		"query.timeout":        cfg.Query.Timeout.String(),
+		"query.max-samples":    fmt.Sprint(cfg.Query.MaxSamples),
+		"query.lookback-delta": cfg.Query.LookbackDelta.String(),
+		"log.level":            f.LogLevel,
+		"log.format":           f.LogFormat,
+	}
+	httpAPI, err := api.New(api.Options{
+		Storage:       window,
+		Engine:        engine,
+		Rules:         ruleManager,
+		Write:         write,
+		QueryTimeout:  time.Duration(cfg.Query.Timeout),
+		LookbackDelta: time.Duration(cfg.Query.LookbackDelta),
+		Build:         buildInfo(),
+		Flags:         flagMap,
+		Logger:        logger,
+		Registerer:    reg,
+		Gatherer:      reg,
+	})
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+
+	if f.WebConfigFile != "" {
+		if err := web.Validate(f.WebConfigFile); err != nil {
+			return fmt.Errorf("web config %s: %w", f.WebConfigFile, err)
+		}
+	}
+	ln, err := net.Listen("tcp", f.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.ListenAddress, err)
+	}
+	srv := &http.Server{
+		Handler:           httpAPI,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return window.Run(gctx) })
+	g.Go(func() error {
+		ruleManager.Run()
+		return nil
+	})
+	g.Go(func() error {
+		webCfg := f.WebConfigFile
+		err := web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webCfg}, logger.With("component", "http"))
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serve http: %w", err)
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("shutting down", "grace", f.ShutdownGrace)
+		httpAPI.SetReady(false)
+		sctx, cancel := context.WithTimeout(context.Background(), f.ShutdownGrace)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			logger.Warn("http shutdown did not finish in time; closing connections", "err", err)
+			_ = srv.Close()
+		}
+		ruleManager.Stop()
+		return nil
+	})
+
+	httpAPI.SetReady(true)
+	logger.Info("gateway ready",
+		"address", ln.Addr().String(),
+		"window", cfg.Storage.Window.String(),
+		"config", configName(f.ConfigFile),
+		"tls_auth", f.WebConfigFile != "",
+		"version", version.Version,
+	)
+	if onReady != nil {
+		onReady(ln.Addr().String())
+	}
+	return g.Wait()
+}
+
+func ingestLimits(cfg *Config) ingest.Limits {
+	// In the configuration 0 means "no limit"; ingest reads 0 as "default", negative as none.
+	unlimited := func(v int) int {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	unlimited64 := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	return ingest.Limits{
+		MaxBodyBytes:        unlimited64(cfg.Limits.MaxBodyBytes),
+		MaxDecodedBytes:     unlimited64(cfg.Limits.MaxDecodedBytes),
+		MaxSeriesPerRequest: unlimited(cfg.Limits.MaxSeriesPerRequest),
+		MaxLabelsPerSeries:  unlimited(cfg.Limits.MaxLabelsPerSeries),
+		MaxLabelNameLength:  unlimited(cfg.Limits.MaxLabelNameLength),
+		MaxLabelValueLength: unlimited(cfg.Limits.MaxLabelValueLength),
+		MaxInflightWrites:   cfg.Limits.MaxInflightWrites, // 0: the default, 2 × CPUs
+		MaxInflightWait:     time.Duration(cfg.Ingest.InflightWait),
+	}
+}
+
+func configName(path string) string {
+	if path == "" {
+		return "<bundled default>"
+	}
+	return path
+}
+
+func buildInfo() api.BuildInfo {
+	b := api.BuildInfo{Version: version.Version, Revision: version.Revision, Branch: version.Branch, BuildUser: version.BuildUser, BuildDate: version.BuildDate}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if b.Version == "" && info.Main.Version != "" {
+			b.Version = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if b.Revision == "" {
+					b.Revision = s.Value
+				}
+			case "vcs.time":
+				if b.BuildDate == "" {
+					b.BuildDate = s.Value
+				}
+			}
+		}
+	}
+	if b.Version == "" {
+		b.Version = "devel"
+	}
+	return b
+}
+
+func versionString() string {
+	b := buildInfo()
+	return fmt.Sprintf("eagle-eye gateway %s (revision %s, %s)", b.Version, b.Revision, os.Getenv("GOVERSION"))
+}
