@@ -100,7 +100,7 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 		return nil, fmt.Errorf("bundled default config: %w", err)
 	}
 	if err := yamlv2.UnmarshalStrict(b, cfg); err != nil {
-		return nil, yamlError(name, err)
+		return nil, yamlError(name, b, err)
 	}
 	if errs := cfg.validate(); len(errs) > 0 {
 		var root yamlv3.Node
@@ -168,14 +168,22 @@ func (c *Config) validate() []fieldError {
 	return errs
 }
 
-// yamlError turns a yaml.v2 error into ConfigErrors, one per line it names.
-func yamlError(name string, err error) error {
+// yamlError turns a yaml.v2 error into ConfigErrors, one per line it names. Errors from a
+// field's own parser (a bad duration, say) carry no line: it is found from the quoted value.
+func yamlError(name string, doc []byte, err error) error {
 	var te *yamlv2.TypeError
 	if !errors.As(err, &te) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		line := 0
 		if _, e := fmt.Sscanf(msg, "line %d:", &line); e == nil {
 			msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+		} else if i := strings.LastIndex(msg, "\""); i > 0 {
+			if j := strings.LastIndex(msg[:i], "\""); j >= 0 {
+				var root yamlv3.Node
+				if yamlv3.Unmarshal(doc, &root) == nil {
+					line = lineOfValue(&root, msg[j+1:i])
+				}
+			}
 		}
 		return &ConfigError{File: name, Line: line, Msg: msg}
 	}
@@ -215,4 +223,17 @@ func lineOf(doc *yamlv3.Node, path string) int {
 		n = next
 	}
 	return line
+}
+
+// lineOfValue finds the line of the first scalar whose value is v; 0 when there is none.
+func lineOfValue(n *yamlv3.Node, v string) int {
+	if n.Kind == yamlv3.ScalarNode && n.Value == v {
+		return n.Line
+	}
+	for _, c := range n.Content {
+		if l := lineOfValue(c, v); l > 0 {
+			return l
+		}
+	}
+	return 0
 }

@@ -43,6 +43,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
 	app.Version(versionString())
+	exitCode := -1 // set by --help and --version, which end the program
+	app.Terminate(func(code int) { exitCode = code })
 
 	var f Flags
 	app.Flag("config.file", "Gateway configuration file (YAML). When absent, the bundled defaults are used; a file only needs the keys it changes. Unknown keys and invalid values are refused with their line.").
@@ -71,6 +73,9 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 2
+	}
+	if exitCode >= 0 {
+		return exitCode
 	}
 	logger := newLogger(f.LogLevel, f.LogFormat, stderr)
 	cfg, err := LoadConfigFile(f.ConfigFile)

@@ -81,7 +81,7 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 	})
 
 	write, err := ingest.NewHandler(ingest.Options{
-		Logger:      logger.With("component", "ingest"),
+		Logger:      logger,
 		Registerer:  reg,
 		Sinks:       []ingest.Sink{window},
 		Limits:      ingestLimits(cfg),
@@ -169,7 +169,7 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		"window", cfg.Storage.Window.String(),
 		"config", configName(f.ConfigFile),
 		"tls_auth", f.WebConfigFile != "",
-		"version", version.Version,
+		"version", buildInfo().Version,
 	)
 	if onReady != nil {
 		onReady(ln.Addr().String())

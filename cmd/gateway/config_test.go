@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBundledDefaults(t *testing.T) {
+	cfg, err := LoadConfigFile("")
+	if err != nil {
+		t.Fatalf("bundled default config does not load: %v", err)
+	}
+	if time.Duration(cfg.Storage.Window) != 30*time.Minute || cfg.Ingest.OverloadStatus != 503 || cfg.Limits.MaxBodyBytes != 32<<20 {
+		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+}
+
+func TestGoodConfig(t *testing.T) {
+	cfg, err := LoadConfigFile(filepath.Join("testdata", "good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(cfg.Storage.Window) != time.Hour || cfg.Limits.MaxSeries != 2000000 || cfg.Ingest.OverloadStatus != 429 {
+		t.Errorf("values not applied: %+v", cfg)
+	}
+	// Keys the file leaves out keep their defaults.
+	if cfg.Query.MaxSamples != 50000000 || cfg.Limits.MaxLabelsPerSeries != 64 {
+		t.Errorf("defaults lost for absent keys: %+v", cfg)
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	for file, want := range map[string][]string{
+		"unknown_key.bad.yml": {"unknown_key.bad.yml:3: field windw not found"},
+		"bad_values.bad.yml": {
+			"bad_values.bad.yml:3: storage.window: must be at least 1m, got 10s",
+			"bad_values.bad.yml:6: query.max_samples: must be positive, got 0",
+			"bad_values.bad.yml:8: limits.max_labels_per_series: must not be negative, got -3",
+			"bad_values.bad.yml:10: ingest.overload_status: must be 503 or 429, got 500",
+		},
+		"wrong_type.bad.yml":   {"wrong_type.bad.yml:2: cannot unmarshal !!str `lots` into int64"},
+		"bad_duration.bad.yml": {"bad_duration.bad.yml:2:", "30 minutes"},
+	} {
+		t.Run(file, func(t *testing.T) {
+			_, err := LoadConfigFile(filepath.Join("testdata", file))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Errorf("error %v is not a *ConfigError", err)
+			}
+			for _, w := range want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestFlagsOverrideConfig(t *testing.T) {
+	var out, errb strings.Builder
+	code := cli([]string{"--config.file=testdata/bad_values.bad.yml"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "bad_values.bad.yml:3: storage.window") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := cli([]string{"--storage.window=10s"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "storage.window: must be at least 1m") {
+		t.Errorf("a bad --storage.window: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestHelpExplainsEveryFlag(t *testing.T) {
+	var out, errb strings.Builder
+	if code := cli([]string{"--help"}, &out, &errb); code != 0 {
+		t.Errorf("--help exit code %d", code)
+	}
+	help := out.String() + errb.String()
+	for _, f := range []string{"--config.file", "--web.listen-address", "--web.config.file", "--storage.window", "--storage.dir", "--query.timeout", "--query.max-samples", "--query.lookback-delta", "--log.level", "--log.format", "--web.shutdown-timeout"} {
+		if !strings.Contains(help, f) {
+			t.Errorf("--help does not mention %s", f)
+		}
+	}
+}
