@@ -22,8 +22,9 @@ type Options struct {
 	// Window is how much recent data is kept and queryable. Default 30m.
 	Window time.Duration
 	// OutOfOrderWindow accepts samples up to this much older than a series' newest sample.
-	// 0 (the default) rejects out-of-order samples as Prometheus does by default. Out-of-order
-	// chunks are only released when their series leaves the window, so keep it short.
+	// 0 (the default) rejects out-of-order samples as Prometheus does by default. The head
+	// releases out-of-order data only by compacting it, so with this set each truncation
+	// moves it into small blocks in Dir, deleted once they fall out of the window.
 	OutOfOrderWindow time.Duration
 	// MaxSeries caps the active series in the window; a write creating more is refused for
 	// the new series only. 0 means no limit.
@@ -158,6 +159,14 @@ func (w *Window) Truncate() error {
 	start := time.Now()
 	now := w.opts.Now()
 	mint := now.Add(-w.opts.Window).UnixMilli()
+	if w.opts.OutOfOrderWindow > 0 {
+		// The head releases out-of-order chunks only once they are compacted: move them into
+		// small blocks in the scratch directory, which retention removes after the window.
+		if err := w.db.CompactOOOHead(context.Background()); err != nil {
+			w.metrics.truncations.WithLabelValues("error").Inc()
+			return fmt.Errorf("compact out-of-order data: %w", err)
+		}
+	}
 	if err := w.db.Head().Truncate(mint); err != nil {
 		w.metrics.truncations.WithLabelValues("error").Inc()
 		return err

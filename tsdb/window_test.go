@@ -185,6 +185,13 @@ func TestTruncateDropsOldData(t *testing.T) {
 	if _, err := w.Write(context.Background(), &ingest.Request{Series: []ingest.Series{s}}); err != nil {
 		t.Fatal(err)
 	}
+	// Out-of-order data stays queryable after a truncation moved it out of the head.
+	if err := w.Truncate(); err != nil {
+		t.Fatal(err)
+	}
+	if v := query(t, w, `count_over_time(m[1m])`, c.t); len(v) != 1 || v[0].F != 2 {
+		t.Fatalf("after truncation count_over_time = %v, want 2", v)
+	}
 	c.t = c.t.Add(11 * time.Minute)
 	if err := w.Truncate(); err != nil {
 		t.Fatal(err)
@@ -249,5 +256,37 @@ func TestOptionsValidation(t *testing.T) {
 			_ = w.Close()
 			t.Errorf("New(%+v) accepted invalid options", o)
 		}
+	}
+}
+
+func TestOutOfOrderWindow(t *testing.T) {
+	w, c, _ := newTestWindow(t, func(o *Options) { o.OutOfOrderWindow = time.Minute })
+	ts := c.t.UnixMilli()
+	s := series("m", "pod", "a")
+	s.Samples = []ingest.Sample{{T: ts, V: 1}, {T: ts - 30000, V: 2}}
+	st, err := w.Write(context.Background(), &ingest.Request{Series: []ingest.Series{s}})
+	if err != nil || st.Samples != 2 {
+		t.Fatalf("st=%+v err=%v: a sample 30s out of order must be accepted with a 1m window", st, err)
+	}
+	if v := query(t, w, `count_over_time(m[1m])`, c.t); len(v) != 1 || v[0].F != 2 {
+		t.Fatalf("count_over_time = %v, want 2", v)
+	}
+	s.Samples = []ingest.Sample{{T: ts - 120000, V: 3}}
+	if _, err := w.Write(context.Background(), &ingest.Request{Series: []ingest.Series{s}}); !errors.Is(err, ingest.ErrInvalid) {
+		t.Fatalf("a sample 2m out of order with a 1m window: err = %v, want ErrInvalid", err)
+	}
+	// Out-of-order data stays queryable after a truncation moved it out of the head.
+	if err := w.Truncate(); err != nil {
+		t.Fatal(err)
+	}
+	if v := query(t, w, `count_over_time(m[1m])`, c.t); len(v) != 1 || v[0].F != 2 {
+		t.Fatalf("after truncation count_over_time = %v, want 2", v)
+	}
+	c.t = c.t.Add(11 * time.Minute)
+	if err := w.Truncate(); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.NumSeries(); n != 0 {
+		t.Fatalf("%d series left after the window passed: out-of-order data is never released", n)
 	}
 }
