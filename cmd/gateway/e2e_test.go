@@ -266,3 +266,24 @@ func TestBinaryStartsAndStopsOnSIGTERM(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryLimits checks that query.max_samples is enforced with Prometheus' error.
+func TestQueryLimits(t *testing.T) {
+	gw := startGateway(t, "query:\n  max_samples: 5\n", nil)
+	now := time.Now().Truncate(time.Second)
+	var series []prompb.TimeSeries
+	for i := range 10 {
+		series = append(series, ts("load", now, float64(i), "pod", fmt.Sprint(i)))
+	}
+	if code, body := postWrite(t, http.DefaultClient, gw.URL, rw1Body(t, series...), nil); code != http.StatusNoContent {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	r, code, err := promtest.Get(context.Background(), gw.URL, "/api/v1/query", url.Values{"query": {"load"}, "time": {unix(now)}})
+	if err != nil || code != 422 || r.ErrorType != "execution" || !strings.Contains(r.Error, "too many samples") {
+		t.Fatalf("query over max_samples: code %d err %v resp %+v", code, err, r)
+	}
+	r, code, err = promtest.Get(context.Background(), gw.URL, "/api/v1/query", url.Values{"query": {`load{pod="3"}`}, "time": {unix(now)}})
+	if err != nil || code != 200 || !strings.Contains(string(r.Data), `"3"`) {
+		t.Fatalf("query under the limit: code %d err %v resp %+v", code, err, r)
+	}
+}
