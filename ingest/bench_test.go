@@ -208,3 +208,35 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeGenerated decodes the same payloads with the generated (gogo) decoders, for
+// comparison: they allocate every series, label and sample, and validate nothing.
+func BenchmarkDecodeGenerated(b *testing.B) {
+	p := benchRequests()
+	b.Run("v1", func(b *testing.B) {
+		b.ReportAllocs()
+		samples, i := 0, 0
+		for b.Loop() {
+			var r prompb.WriteRequest
+			if err := r.Unmarshal(p.v1[i%len(p.v1)]); err != nil {
+				b.Fatal(err)
+			}
+			samples += benchSamplesPerReq
+			i++
+		}
+		reportSamples(b, samples)
+	})
+	b.Run("v2", func(b *testing.B) {
+		b.ReportAllocs()
+		samples, i := 0, 0
+		for b.Loop() {
+			var r writev2.Request
+			if err := r.Unmarshal(p.v2[i%len(p.v2)]); err != nil {
+				b.Fatal(err)
+			}
+			samples += benchSamplesPerReq
+			i++
+		}
+		reportSamples(b, samples)
+	})
+}

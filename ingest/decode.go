@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -55,6 +57,10 @@ type decoder struct {
 	// series is over limits.max_labels_per_series anyway; likewise for its exemplars.
 	labelsOver   int
 	exLabelsOver bool
+	// badUTF8 is the name of the first label of the series being decoded (RW 1.0) whose
+	// name or value is not valid UTF-8.
+	badUTF8    string
+	hasBadUTF8 bool
 
 	lim  *limits
 	maxT int64 // newest accepted timestamp (ms)
@@ -294,8 +300,12 @@ func wireTypeName(t protowire.Type) string {
 	return fmt.Sprintf("%d (invalid)", t)
 }
 
-// field reads one tag. b must not be empty.
+// tag reads one tag. b must not be empty. One-byte tags (field numbers 1 to 15), nearly all
+// of them, skip the general decoder.
 func (d *decoder) tag(b []byte) (protowire.Number, protowire.Type, int, error) {
+	if c := b[0]; c < 0x80 && c >= 8 {
+		return protowire.Number(c >> 3), protowire.Type(c & 7), 1, nil
+	}
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
 		return 0, 0, 0, d.wireErr(b, "tag", n)
@@ -316,6 +326,9 @@ func (d *decoder) skip(b []byte, num protowire.Number, typ protowire.Type) (int,
 func (d *decoder) bytesField(b []byte, num protowire.Number, typ protowire.Type) ([]byte, int, error) {
 	if typ != protowire.BytesType {
 		return nil, 0, d.wrongType(b, num, typ)
+	}
+	if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) { // one-byte length
+		return b[1 : 1+int(b[0])], 1 + int(b[0]), nil
 	}
 	v, n := protowire.ConsumeBytes(b)
 	if n < 0 {
@@ -366,10 +379,15 @@ func (d *decoder) uint32s(dst []uint32, b []byte, num protowire.Number, typ prot
 		if n < 0 {
 			return dst, 0, 0, d.wireErr(b, "packed varints", n)
 		}
+		if room := len(p); keep <= 0 || room <= keep-len(dst) {
+			dst = slices.Grow(dst, room) // at most one value per byte
+		}
 		for len(p) > 0 {
-			v, m := protowire.ConsumeVarint(p)
-			if m < 0 {
-				return dst, seen, 0, d.wireErr(p, "varint", m)
+			v, m := uint64(p[0]), 1
+			if v >= 0x80 {
+				if v, m = protowire.ConsumeVarint(p); m < 0 {
+					return dst, seen, 0, d.wireErr(p, "varint", m)
+				}
 			}
 			if keep <= 0 || len(dst) < keep {
 				dst = append(dst, uint32(v))
@@ -412,4 +430,20 @@ func (d *decoder) decodeSample(b []byte, v2 bool) (Sample, error) {
 		b = b[n:]
 	}
 	return s, nil
+}
+
+// isASCII reports whether b holds only ASCII bytes, eight at a time.
+func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -79,7 +79,7 @@ func (d *decoder) decodeV1() error {
 
 func (d *decoder) seriesV1(b []byte, idx int) error {
 	m := d.mark()
-	d.labelsOver, d.exLabelsOver = 0, false
+	d.labelsOver, d.exLabelsOver, d.hasBadUTF8 = 0, false, false
 	for len(b) > 0 {
 		num, typ, n, err := d.tag(b)
 		if err != nil {
@@ -107,6 +107,11 @@ func (d *decoder) seriesV1(b []byte, idx int) error {
 			if d.lim.maxLabels > 0 && len(d.labels)-m.labels >= d.lim.maxLabels {
 				d.labelsOver++ // counted for the error, not kept
 				continue
+			}
+			// Label messages of ASCII names and values, almost all of them, are checked
+			// as a whole; the others string by string.
+			if !d.hasBadUTF8 && !isASCII(msg) && !(utf8.ValidString(l.Name) && utf8.ValidString(l.Value)) {
+				d.badUTF8, d.hasBadUTF8 = l.Name, true
 			}
 			d.labels = append(d.labels, l)
 		case v1SeriesSamples:

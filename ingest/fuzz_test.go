@@ -195,7 +195,10 @@ func acceptedDifference(err error) bool {
 		strings.Contains(msg, "invalid field number") ||
 		// A 10-byte varint whose last byte carries bits past 64: the generated decoders
 		// drop them, protowire calls it an overflow.
-		strings.Contains(msg, "overflows 64 bits")
+		strings.Contains(msg, "overflows 64 bits") ||
+		// A packed run whose last varint is cut by the run's end: the generated decoders
+		// read on past the run into the next field.
+		strings.Contains(msg, "labels_refs: truncated varint")
 }
 
 func compareSeries(t *testing.T, i int, got Series, wantLabels []Label, wantSamples []Sample, hists, exemplars int) {

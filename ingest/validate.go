@@ -166,7 +166,10 @@ func (d *decoder) validateSeries(rec *seriesRec, idx int, v Version) bool {
 		return bad(reasonMaxLabels, "an exemplar has more than %d labels (the limit set by limits.%s)",
 			lim.maxLabels, limitMaxLabels)
 	}
-	sorted := true
+	if v == V1 && d.hasBadUTF8 {
+		return bad(reasonInvalidUTF8, "invalid UTF-8 in label %q", truncateString(d.badUTF8, 64))
+	}
+	sorted, hasName := true, false
 	for i := range lbls {
 		l := &lbls[i]
 		switch {
@@ -178,23 +181,27 @@ func (d *decoder) validateSeries(rec *seriesRec, idx int, v Version) bool {
 		case lim.maxValueLen > 0 && len(l.Value) > lim.maxValueLen:
 			return bad(reasonMaxValueLength, "label %q has a value of %d bytes, over the limit of %d (set by limits.%s)",
 				truncateString(l.Name, 64), len(l.Value), lim.maxValueLen, limitMaxValueLength)
-		case v == V1 && !(utf8.ValidString(l.Name) && utf8.ValidString(l.Value)):
-			return bad(reasonInvalidUTF8, "invalid UTF-8 in label %q", truncateString(l.Name, 64))
 		}
-		if i > 0 && lbls[i-1].Name > l.Name {
-			sorted = false
+		if i > 0 {
+			// Strictly ascending names are sorted and unique: the common case costs one
+			// comparison per label.
+			switch c := strings.Compare(lbls[i-1].Name, l.Name); {
+			case c == 0:
+				return bad(reasonDuplicateLabel, "duplicate label name %q", truncateString(l.Name, 64))
+			case c > 0:
+				sorted = false
+			}
+		}
+		if l.Name == model.MetricNameLabel && l.Value != "" {
+			hasName = true
 		}
 	}
 	if !sorted {
 		slices.SortFunc(lbls, compareLabels)
-	}
-	hasName := false
-	for i := range lbls {
-		if i > 0 && lbls[i].Name == lbls[i-1].Name {
-			return bad(reasonDuplicateLabel, "duplicate label name %q", truncateString(lbls[i].Name, 64))
-		}
-		if lbls[i].Name == model.MetricNameLabel && lbls[i].Value != "" {
-			hasName = true
+		for i := 1; i < len(lbls); i++ {
+			if lbls[i].Name == lbls[i-1].Name {
+				return bad(reasonDuplicateLabel, "duplicate label name %q", truncateString(lbls[i].Name, 64))
+			}
 		}
 	}
 	if !hasName {
@@ -251,14 +258,23 @@ func (d *decoder) validateSeries(rec *seriesRec, idx int, v Version) bool {
 // hash is Series.Hash: xxhash64 over name 0xff value 0xff per label, without allocating once
 // hashBuf has grown.
 func (d *decoder) hash(lbls []Label) uint64 {
-	b := d.hashBuf[:0]
-	for _, l := range lbls {
-		b = append(b, l.Name...)
-		b = append(b, 0xff)
-		b = append(b, l.Value...)
-		b = append(b, 0xff)
+	n := 0
+	for i := range lbls {
+		n += len(lbls[i].Name) + len(lbls[i].Value) + 2
 	}
-	d.hashBuf = b
+	if cap(d.hashBuf) < n {
+		d.hashBuf = make([]byte, 2*n)
+	}
+	b := d.hashBuf[:n]
+	i := 0
+	for _, l := range lbls {
+		i += copy(b[i:], l.Name)
+		b[i] = 0xff
+		i++
+		i += copy(b[i:], l.Value)
+		b[i] = 0xff
+		i++
+	}
 	return xxhash.Sum64(b)
 }
 
