@@ -23,7 +23,7 @@ func (s span) len() int { return int(s.end - s.start) }
 // of Series are cut only once the whole request is decoded.
 type seriesRec struct {
 	labels, samples, hists, exemplars span
-	hash                              uint64
+	hash, hash2                       uint64
 	meta                              metadata.Metadata
 }
 
@@ -150,6 +150,7 @@ func (d *decoder) finish(v Version) {
 		d.series = append(d.series, Series{
 			Labels:     d.labels[r.labels.start:r.labels.end:r.labels.end],
 			Hash:       r.hash,
+			Hash2:      r.hash2,
 			Samples:    d.samples[r.samples.start:r.samples.end:r.samples.end],
 			Histograms: d.hists[r.hists.start:r.hists.end:r.hists.end],
 			Exemplars:  d.exemplars[r.exemplars.start:r.exemplars.end:r.exemplars.end],

@@ -95,6 +95,7 @@ func copyRequest(req *Request) Request {
 		c := Series{
 			Labels:   copyLabels(s.Labels),
 			Hash:     s.Hash,
+			Hash2:    s.Hash2,
 			Samples:  append([]Sample(nil), s.Samples...),
 			Metadata: s.Metadata,
 		}

@@ -51,7 +51,11 @@ type Series struct {
 	// Hash identifies the label set: xxhash64 over name 0xff value 0xff for each label in
 	// order. Sinks use it as a cache key for series identity; equal label sets hash equally
 	// whatever protocol version carried them.
-	Hash       uint64
+	Hash uint64
+	// Hash2 is a second, independent hash of the same bytes (hash/maphash, seeded once per
+	// process, so stable only within it). Hash and Hash2 together identify a label set in
+	// in-memory caches with a 128-bit key; see KeyHashes.
+	Hash2      uint64
 	Samples    []Sample
 	Histograms []Histogram
 	Exemplars  []Exemplar

@@ -27,6 +27,12 @@ func wantLabels(lv ...string) []Label {
 }
 
 func refHash(ls []Label) uint64 {
+	h, _ := refHashes(ls)
+	return h
+}
+
+// refHashes computes Series.Hash independently (xxhash) and Hash2 through KeyHashes.
+func refHashes(ls []Label) (uint64, uint64) {
 	var b []byte
 	for _, l := range ls {
 		b = append(b, l.Name...)
@@ -34,7 +40,8 @@ func refHash(ls []Label) uint64 {
 		b = append(b, l.Value...)
 		b = append(b, 0xff)
 	}
-	return xxhash.Sum64(b)
+	_, h2 := KeyHashes(b)
+	return xxhash.Sum64(b), h2
 }
 
 func checkLabels(t *testing.T, s Series, want []Label) {
@@ -42,8 +49,8 @@ func checkLabels(t *testing.T, s Series, want []Label) {
 	if !slices.Equal(s.Labels, want) {
 		t.Errorf("labels = %v, want %v", s.Labels, want)
 	}
-	if s.Hash != refHash(want) {
-		t.Errorf("hash of %v = %x, want %x", want, s.Hash, refHash(want))
+	if h1, h2 := refHashes(want); s.Hash != h1 || s.Hash2 != h2 {
+		t.Errorf("hashes of %v = %x/%x, want %x/%x", want, s.Hash, s.Hash2, h1, h2)
 	}
 }
 
@@ -214,7 +221,7 @@ func TestHashSameAcrossVersions(t *testing.T) {
 	postV1(h, t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{v1Series(gpuLabels, 1)}})
 	postV2(h, t, newV2Builder().series(gpuLabels, 1).build())
 	ss := sink.series()
-	if len(ss) != 2 || ss[0].Hash != ss[1].Hash || ss[0].Hash == 0 {
+	if len(ss) != 2 || ss[0].Hash != ss[1].Hash || ss[0].Hash2 != ss[1].Hash2 || ss[0].Hash == 0 {
 		t.Fatalf("series = %+v", ss)
 	}
 }

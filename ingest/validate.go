@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"strings"
@@ -251,13 +252,13 @@ func (d *decoder) validateSeries(rec *seriesRec, idx int, v Version) bool {
 			}
 		}
 	}
-	rec.hash = d.hash(lbls)
+	rec.hash, rec.hash2 = d.hash(lbls)
 	return true
 }
 
-// hash is Series.Hash: xxhash64 over name 0xff value 0xff per label, without allocating once
-// hashBuf has grown.
-func (d *decoder) hash(lbls []Label) uint64 {
+// hash computes Series.Hash and Series.Hash2 over the label key (name 0xff value 0xff per
+// label), without allocating once hashBuf has grown.
+func (d *decoder) hash(lbls []Label) (uint64, uint64) {
 	n := 0
 	for i := range lbls {
 		n += len(lbls[i].Name) + len(lbls[i].Value) + 2
@@ -275,7 +276,17 @@ func (d *decoder) hash(lbls []Label) uint64 {
 		b[i] = 0xff
 		i++
 	}
-	return xxhash.Sum64(b)
+	return KeyHashes(b)
+}
+
+// hash2Seed seeds Series.Hash2, once per process.
+var hash2Seed = maphash.MakeSeed()
+
+// KeyHashes returns Series.Hash and Series.Hash2 of a label key: the bytes name 0xff value
+// 0xff for each label in sorted order. A sink that must recompute a series' identity from a
+// stored label set builds that key and calls this.
+func KeyHashes(key []byte) (hash, hash2 uint64) {
+	return xxhash.Sum64(key), maphash.Bytes(hash2Seed, key)
 }
 
 // describeLabels renders a label set for an error message, cut short for giant ones.

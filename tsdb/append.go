@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
@@ -22,15 +21,12 @@ func (w *Window) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, 
 		st    ingest.Stats
 		rej   rejections
 		exBuf []exemplar.Exemplar
-		kbuf  = keyBufs.Get().(*[]byte)
 	)
-	defer keyBufs.Put(kbuf)
 	app := w.db.AppenderV2(ctx)
 	exApp, _ := app.(storage.ExemplarAppenderV2)
 	for i := range req.Series {
 		s := &req.Series[i]
-		h2 := seriesHash2(kbuf, s.Labels)
-		ref, lset := w.cache.get(s.Hash, h2)
+		ref, lset := w.cache.get(s.Hash, s.Hash2)
 		if lset.IsEmpty() {
 			lset = buildLabels(s.Labels)
 		}
@@ -72,7 +68,7 @@ func (w *Window) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, 
 			st.Exemplars += w.appendExemplars(exApp, ref, lset, exBuf)
 		}
 		if created && ref != 0 {
-			w.cache.put(s.Hash, h2, ref, lset)
+			w.cache.put(s.Hash, s.Hash2, ref, lset)
 		}
 		w.meta.observeSeries(s)
 	}
@@ -92,8 +88,6 @@ func (w *Window) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, 
 	}
 	return st, nil
 }
-
-var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // buildLabels copies request labels (which alias a pooled buffer) into a labels.Labels.
 func buildLabels(ls []ingest.Label) labels.Labels {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/eagle-eye-ai/eagle-eye/ingest"
@@ -25,15 +24,12 @@ func fleetRequests(n, perReq int) []*ingest.Request {
 		for j := i; j < min(i+perReq, n); j++ {
 			ls := fleet.Series(j)
 			s := ingest.Series{Labels: make([]ingest.Label, len(ls)), Samples: make([]ingest.Sample, 1)}
-			d := xxhash.New()
+			var key []byte
 			for k, l := range ls {
 				s.Labels[k] = ingest.Label{Name: l.Name, Value: l.Value}
-				_, _ = d.WriteString(l.Name)
-				_, _ = d.Write([]byte{0xff})
-				_, _ = d.WriteString(l.Value)
-				_, _ = d.Write([]byte{0xff})
+				key = append(append(append(append(key, l.Name...), 0xff), l.Value...), 0xff)
 			}
-			s.Hash = d.Sum64()
+			s.Hash, s.Hash2 = ingest.KeyHashes(key)
 			req.Series = append(req.Series, s)
 		}
 		reqs = append(reqs, req)

@@ -1,10 +1,8 @@
 package tsdb
 
 import (
-	"hash/maphash"
 	"sync"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -16,9 +14,8 @@ import (
 // known series is appended without building its labels or hashing them into the head's index
 // again: the hot path of steady-state ingest.
 //
-// A series is identified by 128 bits: the ingest hash (xxhash64 of the labels, computed while
-// decoding) and a second, independent hash computed here (maphash with a per-process seed: the
-// cache lives in memory only). Comparing two hashes
+// A series is identified by the 128 bits of its two ingest hashes (Series.Hash and Hash2, both
+// computed once while decoding). Comparing two hashes
 // instead of the label strings avoids reading the stored labels, which are cold in memory, for
 // every sample; a false match would need both 64-bit hashes to collide at once. Entries follow
 // the head: when the head drops a series on truncation it tells the cache (PostDeletion).
@@ -27,9 +24,6 @@ type seriesCache struct {
 }
 
 const cacheStripes = 256
-
-// cacheSeed seeds the second hash, once per process.
-var cacheSeed = maphash.MakeSeed()
 
 type cacheStripe struct {
 	mu sync.RWMutex
@@ -142,30 +136,16 @@ func (c *seriesCache) len() (n int) {
 	return n
 }
 
-// labelKey appends the byte form both hashes are computed over: name 0xff value 0xff for
-// each label, in order.
-func labelKey(b []byte, name, value string) []byte {
-	b = append(b, name...)
-	b = append(b, 0xff)
-	b = append(b, value...)
-	return append(b, 0xff)
-}
-
-// seriesHash2 is the cache's second hash of request labels; buf is scratch space.
-func seriesHash2(buf *[]byte, ls []ingest.Label) uint64 {
-	b := (*buf)[:0]
-	for _, l := range ls {
-		b = labelKey(b, l.Name, l.Value)
-	}
-	*buf = b
-	return maphash.Bytes(cacheSeed, b)
-}
-
-// hashLabelSet computes both hashes of a stored label set, the first as ingest computes it.
+// hashLabelSet computes a stored label set's identity as ingest computes it for a request.
 func hashLabelSet(lset labels.Labels) (uint64, uint64) {
 	var b []byte
-	lset.Range(func(l labels.Label) { b = labelKey(b, l.Name, l.Value) })
-	return xxhash.Sum64(b), maphash.Bytes(cacheSeed, b)
+	lset.Range(func(l labels.Label) {
+		b = append(b, l.Name...)
+		b = append(b, 0xff)
+		b = append(b, l.Value...)
+		b = append(b, 0xff)
+	})
+	return ingest.KeyHashes(b)
 }
 
 // seriesLifecycle enforces Options.MaxSeries when the head creates a series and keeps the

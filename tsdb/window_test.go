@@ -55,8 +55,8 @@ func series(name string, kv ...string) ingest.Series {
 	lset := labels.New(toLabels(ls)...)
 	out := make([]ingest.Label, 0, lset.Len())
 	lset.Range(func(l labels.Label) { out = append(out, ingest.Label{Name: l.Name, Value: l.Value}) })
-	h1, _ := hashLabelSet(lset)
-	return ingest.Series{Labels: out, Hash: h1}
+	h1, h2 := hashLabelSet(lset)
+	return ingest.Series{Labels: out, Hash: h1, Hash2: h2}
 }
 
 func toLabels(ls []ingest.Label) []labels.Label {
