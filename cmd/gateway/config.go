@@ -25,6 +25,17 @@ type Config struct {
 	Query   QueryConfig   `yaml:"query"`
 	Limits  LimitsConfig  `yaml:"limits"`
 	Ingest  IngestConfig  `yaml:"ingest"`
+	Runtime RuntimeConfig `yaml:"runtime"`
+}
+
+// RuntimeConfig tunes the Go runtime.
+type RuntimeConfig struct {
+	// GOGC is the garbage collector's target percentage; the GOGC environment variable, when
+	// set, wins.
+	GOGC int `yaml:"gogc"`
+	// MemoryLimitRatio sets GOMEMLIMIT to this fraction of the container's memory limit
+	// (cgroup), when there is one and GOMEMLIMIT is not set. 0 turns it off.
+	MemoryLimitRatio float64 `yaml:"memory_limit_ratio"`
 }
 
 // StorageConfig configures the in-memory window.
@@ -161,6 +172,12 @@ func (c *Config) validate() []fieldError {
 	}
 	if s := c.Ingest.OverloadStatus; s != 503 && s != 429 {
 		add("ingest.overload_status", "must be 503 or 429, got %d", s)
+	}
+	if c.Runtime.GOGC < 10 || c.Runtime.GOGC > 1000 {
+		add("runtime.gogc", "must be between 10 and 1000, got %d", c.Runtime.GOGC)
+	}
+	if r := c.Runtime.MemoryLimitRatio; r < 0 || r > 1 {
+		add("runtime.memory_limit_ratio", "must be between 0 and 1, got %g", r)
 	}
 	if c.Ingest.InflightWait < 0 {
 		add("ingest.inflight_wait", "must not be negative, got %s", c.Ingest.InflightWait)

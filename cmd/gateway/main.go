@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
@@ -92,6 +94,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	tuneRuntime(cfg.Runtime, logger)
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, &f, cfg, logger, nil); err != nil {
@@ -123,4 +127,20 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 	fmtv := promslog.NewFormat()
 	_ = fmtv.Set(format)
 	return promslog.New(&promslog.Config{Level: lvl, Format: fmtv, Writer: w})
+}
+
+// tuneRuntime applies the runtime section unless the environment already decided.
+func tuneRuntime(rc RuntimeConfig, logger *slog.Logger) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(rc.GOGC)
+	}
+	if rc.MemoryLimitRatio > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		limit, err := memlimit.Set(
+			memlimit.WithRatio(rc.MemoryLimitRatio),
+			memlimit.WithProvider(memlimit.FromCgroup),
+		)
+		if err == nil && limit > 0 {
+			logger.Info("memory limit set from the container's", "gomemlimit_bytes", limit)
+		}
+	}
 }
