@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -75,6 +76,12 @@ func (f *Flags) config() (*Config, error) {
 	}
 	if f.Simulate && (f.SimNodes < 0 || f.SimGPUs < 0 || f.SimEngines < 0 || f.SimNPUNodes < 0) {
 		errs = append(errs, errors.New("--simulate.* sizes must not be negative"))
+	}
+	if _, err := regexp.Compile(f.NodeExclude); err != nil {
+		errs = append(errs, fmt.Errorf("--node.netdev-exclude: %w", err))
+	}
+	if f.Ascend && f.AscendTimeout < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--ascend.command-timeout %v: must be at least 10ms", f.AscendTimeout))
 	}
 	for _, t := range f.EngineTargets {
 		u, _, _ := strings.Cut(t, "#")

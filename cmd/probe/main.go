@@ -18,6 +18,8 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
+
+	"github.com/eagle-eye-ai/eagle-eye/probe/node"
 )
 
 // Flags holds the command line.
@@ -38,8 +40,12 @@ type Flags struct {
 	NVMLLibrary    string
 	Kmsg           bool
 	Netdev         bool
+	Node           bool
+	NodeExclude    string
 	Ascend         bool
 	NPUSmi         string
+	HCCNTool       string
+	AscendTimeout  time.Duration
 	Engine         bool
 	EngineTargets  []string
 	EngineInterval time.Duration
@@ -61,7 +67,7 @@ func main() {
 
 // cli parses args, runs the probe until SIGINT/SIGTERM and returns the exit code.
 func cli(args []string, stdout, stderr io.Writer) int {
-	app := kingpin.New("probe", "Eagle Eye probe: one per node. Collects NVIDIA GPU telemetry (NVML, dcgm-exporter names), XID errors (NVML events and the kernel log), Ascend NPU state (npu-smi), inference-engine metrics (vLLM, SGLang, any Prometheus endpoint) and RDMA/NIC counters, and remote-writes them to the gateway every interval. A collector whose device or library is absent says so once and stays off. --simulate replaces every collector with a synthetic fleet.")
+	app := kingpin.New("probe", "Eagle Eye probe: one per node. Collects NVIDIA GPU telemetry (NVML, dcgm-exporter names), XID errors (NVML events and the kernel log), Ascend NPU state (npu-smi, hccn_tool), inference-engine metrics (vLLM, SGLang, any Prometheus endpoint), RDMA/NIC counters and node load and memory (procfs), and remote-writes them to the gateway every interval. A collector whose device or library is absent says so once and stays off. --simulate replaces every collector with a synthetic fleet.")
 	app.HelpFlag.Short('h')
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
@@ -90,7 +96,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		Default(":9101").StringVar(&f.ListenAddress)
 	app.Flag("path.sysfs", "sysfs mount point (InfiniBand and network counters are read under it).").
 		Default("/sys").StringVar(&f.SysfsPath)
-	app.Flag("path.procfs", "procfs mount point.").
+	app.Flag("path.procfs", "procfs mount point (load, memory and network interface counters are read under it by --collector.node).").
 		Default("/proc").StringVar(&f.ProcfsPath)
 	app.Flag("path.kmsg", "Kernel log to follow for NVIDIA XIDs: /dev/kmsg (records since boot, then new ones) or a text file such as /var/log/kern.log (read, then followed).").
 		Default("/dev/kmsg").StringVar(&f.KmsgPath)
@@ -102,10 +108,18 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		Default("true").BoolVar(&f.Kmsg)
 	app.Flag("collector.netdev", "Collect InfiniBand/RoCE port counters and NIC byte counters from sysfs, with rates and remaining bandwidth.").
 		Default("true").BoolVar(&f.Netdev)
-	app.Flag("collector.ascend", "Collect Ascend NPU state from npu-smi.").
+	app.Flag("collector.node", "Collect node context from --path.procfs: load averages (loadavg), total and available memory and hugepages (meminfo), and byte, error and drop counters of every interface in net/dev (bonds and VLANs included; needs the host network namespace).").
+		Default("true").BoolVar(&f.Node)
+	app.Flag("node.netdev-exclude", "Regular expression of interfaces in <procfs>/net/dev that --collector.node leaves out; empty keeps every interface.").
+		Default(node.DefaultExclude).StringVar(&f.NodeExclude)
+	app.Flag("collector.ascend", "Collect Ascend NPU state every 5s: npu-smi info (health, power, temperature, AICore, memory), npu-smi info -t ecc / -t health per chip (HBM ECC counters, error codes) and hccn_tool per chip (network and link status).").
 		Default("true").BoolVar(&f.Ascend)
 	app.Flag("ascend.npu-smi", "npu-smi command (looked up in PATH unless a path).").
 		Default("npu-smi").StringVar(&f.NPUSmi)
+	app.Flag("ascend.hccn-tool", "hccn_tool command for NPU network and link status (looked up in PATH unless a path); '-' reads neither.").
+		Default("hccn_tool").StringVar(&f.HCCNTool)
+	app.Flag("ascend.command-timeout", "Timeout of each npu-smi and hccn_tool run: a status read that takes longer reports -1 (unknown), and the command is not started again for that chip until it has exited (a wedged driver can block it).").
+		Default("2s").DurationVar(&f.AscendTimeout)
 	app.Flag("collector.engine", "Scrape inference engines (--engine.target, --engine.kubelet-url).").
 		Default("true").BoolVar(&f.Engine)
 	app.Flag("engine.target", "Prometheus text or OpenMetrics endpoint to scrape, e.g. http://127.0.0.1:8000/metrics (vLLM), http://127.0.0.1:30000/metrics (SGLang); repeatable. Optional labels after '#': URL#job=vllm,model=llama.").
@@ -122,7 +136,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	app.Flag("simulate.gpus-per-node", "GPUs per synthetic NVIDIA node.").Default("8").IntVar(&f.SimGPUs)
 	app.Flag("simulate.engines-per-node", "Engines per synthetic NVIDIA node, alternately vLLM and SGLang.").Default("4").IntVar(&f.SimEngines)
 	app.Flag("simulate.npu-nodes", "Synthetic Ascend nodes (8 NPUs each); 0 for none.").Default("1").IntVar(&f.SimNPUNodes)
-	app.Flag("simulate.fault", "Scripted fault KIND@NODE[/TARGET]@OFFSET[+DURATION]; repeatable. Kinds: xidNN (xid79 takes the GPU off the bus), dbe_storm, thermal, kv_saturation, engine_stall, link_down, npu_fault. Targets: gpu-N, engine-N, npu-N, mlx5_N/PORT. Example: xid79@node-1/gpu-3@30s, kv_saturation@node-0/engine-0@1m+2m.").
+	app.Flag("simulate.fault", "Scripted fault KIND@NODE[/TARGET]@OFFSET[+DURATION]; repeatable. Kinds: xidNN (xid79 takes the GPU off the bus), dbe_storm, thermal, kv_saturation, engine_stall, link_down (an InfiniBand port, or an NPU's link with an npu-N target), npu_fault, npu_link_down. Targets: gpu-N, engine-N, npu-N, mlx5_N/PORT. Example: xid79@node-1/gpu-3@30s, kv_saturation@node-0/engine-0@1m+2m.").
 		PlaceHolder("xid79@node-1/gpu-3@30s").StringsVar(&f.SimFaults)
 	app.Flag("log.level", "Only log messages of this severity or above: debug, info, warn, error.").
 		Default("info").EnumVar(&f.LogLevel, "debug", "info", "warn", "error")

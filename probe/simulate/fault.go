@@ -17,8 +17,9 @@ const (
 	Thermal      Kind = "thermal"       // GPU temperature climbs 1.5 °C/s to 97 °C, thermal clock events, SM clock cut
 	KVSaturation Kind = "kv_saturation" // engine KV cache near full, queue builds, preemptions
 	EngineStall  Kind = "engine_stall"  // engine stops generating: running 0, waiting grows, tokens flat
-	LinkDown     Kind = "link_down"     // an InfiniBand port goes DOWN, its counters stop
+	LinkDown     Kind = "link_down"     // an InfiniBand port goes DOWN, its counters stop; with an npu-N target, as npu_link_down
 	NPUFault     Kind = "npu_fault"     // an Ascend NPU turns unhealthy with an HBM multi-bit error code
+	NPULinkDown  Kind = "npu_link_down" // an Ascend NPU's RoCE link goes DOWN: link and network status 0, error code 81078603
 )
 
 // Fault is one injection: what, where, from when (after the simulation starts) and for how
@@ -27,13 +28,14 @@ type Fault struct {
 	Kind     Kind
 	XID      int    // for XID
 	Node     string // node name, e.g. node-1
-	Target   string // gpu-3, engine-1, mlx5_0/1 (device/port), npu-2; "" means the first
+	Target   string // gpu-3, engine-1, mlx5_0/1 (device/port), npu-2; "" means the first of each kind
 	At       time.Duration
 	Duration time.Duration
 }
 
 // ParseFault reads KIND@NODE[/TARGET]@OFFSET[+DURATION], e.g. "xid79@node-1/gpu-3@30s",
-// "kv_saturation@node-0/engine-1@20s+2m", "link_down@node-2/mlx5_0/1@45s".
+// "kv_saturation@node-0/engine-1@20s+2m", "link_down@node-2/mlx5_0/1@45s",
+// "npu_link_down@node-3/npu-2@1m+30s".
 func ParseFault(s string) (Fault, error) {
 	parts := strings.Split(s, "@")
 	if len(parts) != 3 {
@@ -49,10 +51,10 @@ func ParseFault(s string) (Fault, error) {
 		}
 		f.Kind, f.XID = XID, n
 	case k == string(DBEStorm), k == string(Thermal), k == string(KVSaturation), k == string(EngineStall),
-		k == string(LinkDown), k == string(NPUFault):
+		k == string(LinkDown), k == string(NPUFault), k == string(NPULinkDown):
 		f.Kind = Kind(k)
 	default:
-		return Fault{}, fmt.Errorf("fault %q: unknown kind %q (xidNN, dbe_storm, thermal, kv_saturation, engine_stall, link_down, npu_fault)", s, parts[0])
+		return Fault{}, fmt.Errorf("fault %q: unknown kind %q (xidNN, dbe_storm, thermal, kv_saturation, engine_stall, link_down, npu_fault, npu_link_down)", s, parts[0])
 	}
 	f.Node, f.Target, _ = strings.Cut(parts[1], "/")
 	if f.Node == "" {

@@ -70,9 +70,11 @@ type engine struct {
 }
 
 type npu struct {
-	idx    int
-	labels []probe.Label
-	dbe    float64
+	idx      int
+	labels   []probe.Label
+	sbe, dbe float64 // HBM ECC errors since start
+	sbeRate  float64 // single-bit errors a second
+	sbeBase  float64 // lifetime single-bit errors before start
 }
 
 type port struct {
@@ -169,7 +171,11 @@ func newGPUNode(n, gpus, engines int) *node {
 func newNPUNode(n int) *node {
 	nd := &node{name: "node-" + strconv.Itoa(n), npu: true}
 	for i := range 8 {
-		nd.npus = append(nd.npus, &npu{idx: i, labels: []probe.Label{
+		rate := 0.0005 // about one correctable error every half hour
+		if (n+i)%5 == 3 {
+			rate = 0.01 // one chip in five with degrading HBM (N04's trend)
+		}
+		nd.npus = append(nd.npus, &npu{idx: i, sbeRate: rate, sbeBase: float64((n*7 + i*13) % 40), labels: []probe.Label{
 			probe.L("id", strconv.Itoa(i)),
 			probe.L("model_name", "Ascend910B3"),
 			probe.L("vdie_id", fmt.Sprintf("5A4B%04X-%08X", n, i)),
@@ -412,24 +418,48 @@ func (f *Fleet) port(a *probe.Appender, nd *node, p *port, el time.Duration, dt 
 
 func (f *Fleet) npu(a *probe.Appender, nd *node, n *npu, el time.Duration, dt float64) {
 	target := "npu-" + strconv.Itoa(n.idx)
-	health, errCode := 1.0, 0.0
+	health, link := 1.0, 1.0
+	var codes []string
 	if i, _ := f.faultOn(NPUFault, nd, target, el); i >= 0 {
-		health, errCode = 0, 0x80E01801
+		health = 0
+		codes = append(codes, "80E01801") // HBM multi-bit ECC error
 		n.dbe += dt
 	}
+	i1, _ := f.faultOn(NPULinkDown, nd, target, el)
+	i2, _ := f.faultOn(LinkDown, nd, target, el)
+	if i1 >= 0 || i2 >= 0 {
+		link = 0
+		codes = append(codes, "81078603") // RoCE link down
+	}
+	n.sbe += n.sbeRate * dt
 	util := 60 + 30*wave(n.idx, el, 70)
 	ls := n.labels
 	a.Gauge("npu_chip_info_health_status", health, ls)
-	a.Gauge("npu_chip_info_network_status", 1, ls)
-	a.Gauge("npu_chip_info_link_status", 1, ls)
+	a.Gauge("npu_chip_info_network_status", link, ls)
+	a.Gauge("npu_chip_info_link_status", link, ls)
 	a.Gauge("npu_chip_info_temperature", math.Round(45+util/6), ls)
 	a.Gauge("npu_chip_info_power", math.Round(180+2*util), ls)
 	a.Gauge("npu_chip_info_utilization", math.Round(util), ls)
 	a.Gauge("npu_chip_info_hbm_used_memory", 52000+float64(n.idx*100), ls)
 	a.Gauge("npu_chip_info_hbm_total_memory", 65536, ls)
+	a.Gauge("npu_chip_info_hbm_utilization", math.Round(1000*(52000+float64(n.idx*100))/65536)/10, ls)
+	a.Gauge("npu_chip_info_hbm_ecc_enable_flag", 1, ls)
+	a.Gauge("npu_chip_info_hbm_ecc_single_bit_error_cnt", math.Floor(n.sbe), ls)
 	a.Gauge("npu_chip_info_hbm_ecc_double_bit_error_cnt", math.Floor(n.dbe), ls)
-	if errCode != 0 {
-		a.Gauge("npu_chip_info_error_code", errCode, ls)
+	a.Gauge("npu_chip_info_hbm_ecc_total_single_bit_error_cnt", n.sbeBase+math.Floor(n.sbe), ls)
+	a.Gauge("npu_chip_info_hbm_ecc_total_double_bit_error_cnt", math.Floor(n.dbe), ls)
+	a.Gauge("npu_chip_info_hbm_ecc_single_bit_isolated_pages_cnt", math.Floor((n.sbeBase+math.Floor(n.sbe))/16), ls)
+	a.Gauge("npu_chip_info_hbm_ecc_double_bit_isolated_pages_cnt", math.Floor(n.dbe), ls)
+	for i, code := range codes {
+		name := "npu_chip_info_error_code"
+		if i > 0 {
+			name += "_" + strconv.Itoa(i)
+		}
+		v, _ := strconv.ParseUint(code, 16, 64)
+		a.Gauge(name, float64(v), ls)
+	}
+	for _, code := range codes {
+		a.Gauge("eagle_eye_npu_error_code_info", 1, ls, probe.L("code", code))
 	}
 }
 

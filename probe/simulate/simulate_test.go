@@ -13,6 +13,9 @@ func TestParseFault(t *testing.T) {
 	if err != nil || f.Kind != XID || f.XID != 79 || f.Node != "node-1" || f.Target != "gpu-3" || f.At != 30*time.Second {
 		t.Fatalf("%+v %v", f, err)
 	}
+	if f, err = ParseFault("npu_link_down@node-3/npu-2@1m+30s"); err != nil || f.Kind != NPULinkDown || f.Target != "npu-2" {
+		t.Fatalf("%+v %v", f, err)
+	}
 	f, err = ParseFault("link_down@node-2/mlx5_0/1@45s+1m")
 	if err != nil || f.Target != "mlx5_0/1" || f.Duration != time.Minute {
 		t.Fatalf("%+v %v", f, err)
@@ -35,7 +38,7 @@ func collect(t *testing.T, f *Fleet, start time.Time, el time.Duration) map[stri
 	for _, s := range a.Series() {
 		k := ""
 		for _, l := range s.Labels {
-			if l.Name == "node" || l.Name == "gpu" || l.Name == "instance" || l.Name == "id" || l.Name == "device" && len(l.Value) > 4 && l.Value[:4] == "mlx5" || l.Name == "xid" {
+			if l.Name == "node" || l.Name == "gpu" || l.Name == "instance" || l.Name == "id" || l.Name == "code" || l.Name == "device" && len(l.Value) > 4 && l.Value[:4] == "mlx5" || l.Name == "xid" {
 				k += l.Name + "=" + l.Value + ","
 			}
 		}
@@ -63,6 +66,15 @@ func TestDefaultFleet(t *testing.T) {
 	if n := len(v["npu_chip_info_health_status"]); n != 8 {
 		t.Errorf("NPUs = %d, want 8", n)
 	}
+	for _, name := range []string{"npu_chip_info_network_status", "npu_chip_info_link_status", "npu_chip_info_hbm_ecc_enable_flag",
+		"npu_chip_info_hbm_ecc_single_bit_error_cnt", "npu_chip_info_hbm_ecc_total_single_bit_error_cnt", "npu_chip_info_hbm_ecc_single_bit_isolated_pages_cnt"} {
+		if n := len(v[name]); n != 8 {
+			t.Errorf("%s: %d chips, want 8", name, n)
+		}
+	}
+	if n := len(v["npu_chip_info_error_code"]); n != 0 {
+		t.Errorf("error codes on a healthy fleet: %v", v["npu_chip_info_error_code"])
+	}
 	if n := len(v["eagle_eye_probe_simulated"]); n != 4 {
 		t.Errorf("simulated markers = %d, want one per node (4)", n)
 	}
@@ -71,7 +83,8 @@ func TestDefaultFleet(t *testing.T) {
 func TestFaults(t *testing.T) {
 	var faults []Fault
 	for _, s := range []string{"xid79@node-1/gpu-3@10s", "thermal@node-0/gpu-2@5s", "kv_saturation@node-0/engine-0@5s",
-		"engine_stall@node-0/engine-1@5s", "link_down@node-2/mlx5_0/1@5s", "dbe_storm@node-2/gpu-0@5s", "npu_fault@node-3/npu-1@5s"} {
+		"engine_stall@node-0/engine-1@5s", "link_down@node-2/mlx5_0/1@5s", "dbe_storm@node-2/gpu-0@5s", "npu_fault@node-3/npu-1@5s",
+		"npu_link_down@node-3/npu-4@5s+10s", "link_down@node-3/npu-6@20s", "npu_fault@node-3/npu-6@25s"} {
 		ft, err := ParseFault(s)
 		if err != nil {
 			t.Fatal(err)
@@ -111,6 +124,26 @@ func TestFaults(t *testing.T) {
 	}
 	if got := v["npu_chip_info_health_status"]["id=1,node=node-3,"]; got != 0 {
 		t.Errorf("npu fault: %v", got)
+	}
+	if got := v["npu_chip_info_hbm_ecc_double_bit_error_cnt"]["id=1,node=node-3,"]; got < 20 {
+		t.Errorf("npu fault: HBM DBE %v", got)
+	}
+	if v["npu_chip_info_error_code"]["id=1,node=node-3,"] != 0x80E01801 || v["eagle_eye_npu_error_code_info"]["code=80E01801,id=1,node=node-3,"] != 1 {
+		t.Errorf("npu fault: error codes %v", v["npu_chip_info_error_code"])
+	}
+	// npu-4's link came back at 15 s; npu-6's went down at 20 s, then it faulted too.
+	for id, want := range map[string]float64{"4": 1, "6": 0, "0": 1} {
+		k := "id=" + id + ",node=node-3,"
+		if v["npu_chip_info_link_status"][k] != want || v["npu_chip_info_network_status"][k] != want {
+			t.Errorf("npu-%s: link %v network %v, want %v", id, v["npu_chip_info_link_status"][k], v["npu_chip_info_network_status"][k], want)
+		}
+	}
+	if v["npu_chip_info_error_code"]["id=6,node=node-3,"] != 0x80E01801 || v["npu_chip_info_error_code_1"]["id=6,node=node-3,"] != 0x81078603 ||
+		v["eagle_eye_npu_error_code_info"]["code=81078603,id=6,node=node-3,"] != 1 {
+		t.Errorf("npu-6: error codes %v %v", v["npu_chip_info_error_code"], v["npu_chip_info_error_code_1"])
+	}
+	if _, ok := v["npu_chip_info_error_code"]["id=4,node=node-3,"]; ok {
+		t.Error("npu-4: error code after its link came back")
 	}
 	if _, err := New(Options{Faults: []Fault{{Kind: Thermal, Node: "node-99"}}}); err == nil {
 		t.Error("a fault on a missing node was accepted")
