@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/eagle-eye-ai/eagle-eye/fanout/hotseries"
 	yamlv2 "go.yaml.in/yaml/v2"
 	yamlv3 "go.yaml.in/yaml/v3"
 )
@@ -26,6 +28,9 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 	Ingest  IngestConfig  `yaml:"ingest"`
 	Runtime RuntimeConfig `yaml:"runtime"`
+	// HotSeries configures publishing hot series to routers over NATS and ZeroMQ; see
+	// docs/hot-series.md. Its defaults are hotseries.DefaultConfig().
+	HotSeries hotseries.Config `yaml:"hot_series"`
 }
 
 // RuntimeConfig tunes the Go runtime.
@@ -106,7 +111,7 @@ func LoadConfigFile(path string) (*Config, error) {
 // ParseConfig parses YAML strictly over the bundled defaults and validates the result.
 // Errors name the file and line.
 func ParseConfig(b []byte, name string) (*Config, error) {
-	cfg := &Config{}
+	cfg := &Config{HotSeries: hotseries.DefaultConfig()}
 	if err := yamlv2.UnmarshalStrict(defaultConfigYAML, cfg); err != nil {
 		return nil, fmt.Errorf("bundled default config: %w", err)
 	}
@@ -182,7 +187,25 @@ func (c *Config) validate() []fieldError {
 	if c.Ingest.InflightWait < 0 {
 		add("ingest.inflight_wait", "must not be negative, got %s", c.Ingest.InflightWait)
 	}
+	if err := c.HotSeries.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			var ve *hotseries.ValidationError
+			if errors.As(e, &ve) {
+				errs = append(errs, fieldError{"hot_series." + ve.Path, ve.Msg})
+			} else {
+				errs = append(errs, fieldError{"hot_series", e.Error()})
+			}
+		}
+	}
 	return errs
+}
+
+// unjoin lists the errors of an errors.Join, or err itself.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // yamlError turns a yaml.v2 error into ConfigErrors, one per line it names. Errors from a

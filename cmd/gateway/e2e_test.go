@@ -223,7 +223,8 @@ func TestBinaryStartsAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	addr := promtest.FreeAddr(t)
-	cmd := exec.Command(bin, "--web.listen-address="+addr, "--log.format=json")
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--log.format=json",
+		"--nats.listen-address=127.0.0.1:0", "--zmq.bind=tcp://127.0.0.1:0")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

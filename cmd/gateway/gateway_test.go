@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 // gateway is an in-process gateway started by a test.
 type gateway struct {
 	URL  string
+	NATS string // NATS URL of the hot-series feed
+	ZMQ  string
 	stop func()
 }
 
@@ -21,7 +22,10 @@ type gateway struct {
 // file content (empty: bundled defaults) and flag overrides, and stops it at test end.
 func startGateway(t testing.TB, configYAML string, mutate func(*Flags)) *gateway {
 	t.Helper()
+	natsListen, zmqBind := "127.0.0.1:0", "tcp://127.0.0.1:0"
 	f := &Flags{
+		NATSListen:    &natsListen,
+		ZMQBind:       &zmqBind,
 		ListenAddress: "127.0.0.1:0",
 		LogLevel:      "warn",
 		LogFormat:     "logfmt",
@@ -48,13 +52,13 @@ func startGateway(t testing.TB, configYAML string, mutate func(*Flags)) *gateway
 	}
 	logger := newLogger(f.LogLevel, f.LogFormat, logw)
 	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
+	addrc := make(chan endpoints, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, f, cfg, logger, func(a string) { addrc <- a }) }()
+	go func() { errc <- run(ctx, f, cfg, logger, func(e endpoints) { addrc <- e }) }()
 	var g gateway
 	select {
-	case a := <-addrc:
-		g.URL = "http://" + a
+	case e := <-addrc:
+		g.URL, g.NATS, g.ZMQ = "http://"+e.HTTP, e.NATS, e.ZMQ
 	case err := <-errc:
 		cancel()
 		t.Fatalf("gateway did not start: %v", err)
@@ -79,7 +83,6 @@ func startGateway(t testing.TB, configYAML string, mutate func(*Flags)) *gateway
 		}
 	}
 	t.Cleanup(g.stop)
-	_ = slog.Default
 	return &g
 }
 

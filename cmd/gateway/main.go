@@ -32,6 +32,8 @@ type Flags struct {
 	LogLevel       string
 	LogFormat      string
 	ShutdownGrace  time.Duration
+	// Hot-series transports; nil when the flag was not given (the config file decides).
+	NATSListen, NATSURL, ZMQBind *string
 }
 
 func main() {
@@ -72,12 +74,30 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	app.Flag("web.shutdown-timeout", "On SIGTERM, how long in-flight requests may take to finish before the server closes them.").
 		Default("15s").DurationVar(&f.ShutdownGrace)
 
+	var natsListen, natsURL, zmqBind string
+	var natsListenSet, natsURLSet, zmqBindSet bool
+	app.Flag("nats.listen-address", "Address the embedded NATS server listens on for routers (hot series, JetStream KV of the latest state, diagnoses). Empty: in-process only. Overrides hot_series.nats.listen_address.").
+		PlaceHolder("127.0.0.1:4222").IsSetByUser(&natsListenSet).StringVar(&natsListen)
+	app.Flag("nats.url", "URL of an external NATS server or cluster to publish to instead of the embedded one. Credentials and TLS go in hot_series.nats of the configuration file. Overrides hot_series.nats.url.").
+		PlaceHolder("nats://HOST:4222").IsSetByUser(&natsURLSet).StringVar(&natsURL)
+	app.Flag("zmq.bind", "ZeroMQ PUB endpoint the hot-series feed is published on, multipart [topic, json]. Overrides hot_series.zmq.bind.").
+		PlaceHolder("tcp://127.0.0.1:5556").IsSetByUser(&zmqBindSet).StringVar(&zmqBind)
+
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 2
 	}
 	if exitCode >= 0 {
 		return exitCode
+	}
+	if natsListenSet {
+		f.NATSListen = &natsListen
+	}
+	if natsURLSet {
+		f.NATSURL = &natsURL
+	}
+	if zmqBindSet {
+		f.ZMQBind = &zmqBind
 	}
 	logger := newLogger(f.LogLevel, f.LogFormat, stderr)
 	cfg, err := LoadConfigFile(f.ConfigFile)
@@ -118,6 +138,15 @@ func applyFlags(cfg *Config, f *Flags) {
 	}
 	if f.LookbackDelta != 0 {
 		cfg.Query.LookbackDelta = f.LookbackDelta
+	}
+	if f.NATSListen != nil {
+		cfg.HotSeries.NATS.ListenAddress = *f.NATSListen
+	}
+	if f.NATSURL != nil {
+		cfg.HotSeries.NATS.URL = *f.NATSURL
+	}
+	if f.ZMQBind != nil {
+		cfg.HotSeries.ZMQ.Bind = *f.ZMQBind
 	}
 }
 

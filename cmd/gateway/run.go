@@ -21,12 +21,20 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eagle-eye-ai/eagle-eye/api"
+	"github.com/eagle-eye-ai/eagle-eye/fanout/hotseries"
 	"github.com/eagle-eye-ai/eagle-eye/ingest"
 	"github.com/eagle-eye-ai/eagle-eye/tsdb"
 )
 
-// started reports the address the server listens on once the gateway is ready; tests use it.
-type started func(addr string)
+// endpoints are where a started gateway can be reached.
+type endpoints struct {
+	HTTP string // host:port
+	NATS string // URL of the NATS server the hot series go to; empty when off
+	ZMQ  string // ZeroMQ PUB endpoint; empty when off
+}
+
+// started reports where the gateway listens once it is ready; tests use it.
+type started func(endpoints)
 
 // run builds the gateway from its flags and configuration, serves until ctx ends, then shuts
 // down in order: stop accepting, let in-flight requests finish, stop rules, close the window.
@@ -80,10 +88,30 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		Registerer:   reg,
 	})
 
+	sinks := []ingest.Sink{window}
+	var hot *hotseries.Publisher
+	if cfg.HotSeries.Enabled {
+		hot, err = hotseries.New(hotseries.Options{Config: cfg.HotSeries, DataDir: f.DataDir, Logger: logger, Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("hot series: %w", err)
+		}
+		// Start binds NATS and ZeroMQ now, so a port in use fails the start, not later.
+		if err := hot.Start(ctx); err != nil {
+			return fmt.Errorf("hot series: %w", err)
+		}
+		defer func() {
+			if err := hot.Close(); err != nil {
+				logger.Error("close hot series", "err", err)
+			}
+		}()
+		// After the window: the tap never blocks nor fails a write.
+		sinks = append(sinks, hot)
+	}
+
 	write, err := ingest.NewHandler(ingest.Options{
 		Logger:      logger,
 		Registerer:  reg,
-		Sinks:       []ingest.Sink{window},
+		Sinks:       sinks,
 		Limits:      ingestLimits(cfg),
 		Overload429: cfg.Ingest.OverloadStatus == http.StatusTooManyRequests,
 	})
@@ -137,6 +165,9 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return window.Run(gctx) })
+	if hot != nil {
+		g.Go(func() error { return hot.Run(gctx) })
+	}
 	g.Go(func() error {
 		ruleManager.Run()
 		return nil
@@ -164,15 +195,21 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 	})
 
 	httpAPI.SetReady(true)
+	var natsURL, zmqAddr string
+	if hot != nil {
+		natsURL, zmqAddr = hot.NATSURL(), hot.ZMQAddress()
+	}
 	logger.Info("gateway ready",
 		"address", ln.Addr().String(),
+		"nats", natsURL,
+		"zmq", zmqAddr,
 		"window", cfg.Storage.Window.String(),
 		"config", configName(f.ConfigFile),
 		"tls_auth", f.WebConfigFile != "",
 		"version", buildInfo().Version,
 	)
 	if onReady != nil {
-		onReady(ln.Addr().String())
+		onReady(endpoints{HTTP: ln.Addr().String(), NATS: natsURL, ZMQ: zmqAddr})
 	}
 	return g.Wait()
 }

@@ -154,7 +154,8 @@ func TestEndToEnd(t *testing.T) {
 	gwBin, probeBin := buildBinaries(t, dir)
 	addr := freePort(t)
 	base := "http://" + addr
-	gwArgs := []string{"--web.listen-address=" + addr, "--storage.dir=" + filepath.Join(dir, "gw"), "--log.level=warn"}
+	gwArgs := []string{"--web.listen-address=" + addr, "--storage.dir=" + filepath.Join(dir, "gw"), "--log.level=warn",
+		"--nats.listen-address=127.0.0.1:0", "--zmq.bind=tcp://127.0.0.1:0"}
 	gw := start(t, filepath.Join(dir, "gateway.log"), gwBin, gwArgs...)
 	waitReady(t, base)
 

@@ -1,0 +1,147 @@
+package hotseries
+
+import (
+	"context"
+	"math"
+
+	"github.com/prometheus/prometheus/model/value"
+
+	"github.com/eagle-eye-ai/eagle-eye/ingest"
+)
+
+// dcgmBlank is where DCGM's "no value" sentinels begin (int64 0x7ffffffffffffff0 and up);
+// such samples are treated as missing.
+const dcgmBlank = 9.2e18
+
+// Write is the ingest sink: it copies the newest sample of every hot series of req into the
+// publisher's state and returns at once. It never blocks on a transport and never fails; it
+// reports every sample, histogram and exemplar of req as accepted. Nothing of req is kept:
+// the strings a new series needs are copied the first time it is seen.
+func (p *Publisher) Write(_ context.Context, req *ingest.Request) (ingest.Stats, error) {
+	var stats ingest.Stats
+	now := p.now().UnixNano()
+	hot := len(p.groups) > 0
+	for i := range req.Series {
+		s := &req.Series[i]
+		stats.Samples += len(s.Samples)
+		stats.Histograms += len(s.Histograms)
+		stats.Exemplars += len(s.Exemplars)
+		if hot && len(s.Samples) > 0 {
+			p.writeSeries(s, now)
+		}
+	}
+	return stats, nil
+}
+
+func (p *Publisher) writeSeries(s *ingest.Series, now int64) {
+	// The newest sample is all that is kept.
+	smp := s.Samples[0]
+	for _, x := range s.Samples[1:] {
+		if x.T >= smp.T {
+			smp = x
+		}
+	}
+	if smp.V >= dcgmBlank {
+		return
+	}
+	key := keyOf(s)
+	for range 2 { // a second pass only when a state was removed under us
+		e := p.cache.get(key)
+		if e == nil {
+			e = p.resolve(s, now)
+			if e == nil {
+				return
+			}
+			if n := p.cache.put(key, e); n > 0 {
+				p.m.cacheEvictions.Add(float64(n))
+			}
+		}
+		alive := true
+		for _, st := range e.states {
+			alive = p.update(st, smp.T, smp.V, now) && alive
+		}
+		if alive {
+			return
+		}
+		p.cache.put(key, nil) // resolve again on the next pass
+	}
+}
+
+// update records a sample in st; it returns false when st was removed from its endpoint.
+func (p *Publisher) update(st *seriesState, t int64, v float64, now int64) bool {
+	ep := st.ep
+	ep.mu.Lock()
+	if st.dead {
+		ep.mu.Unlock()
+		return false
+	}
+	switch {
+	case value.IsStaleNaN(v):
+		// The series ended (Prometheus' stale marker): it stops counting at once.
+		st.arrival = 0
+		st.lastT = max(st.lastT, t)
+	case t > st.lastT:
+		st.prevT, st.prevV = st.lastT, st.lastV
+		st.lastT, st.lastV = t, v
+		st.arrival = now
+	case t == st.lastT:
+		st.lastV = v
+		st.arrival = now
+	default: // older than what we have
+		ep.mu.Unlock()
+		return true
+	}
+	if st.arrival != 0 {
+		ep.lastArrival = max(ep.lastArrival, now)
+		ep.newestT = max(ep.newestT, t)
+	}
+	if !ep.dirty {
+		ep.dirty = true
+		ep.dirtySince = now
+	}
+	enqueue := !ep.queued
+	ep.queued = true
+	ep.mu.Unlock()
+	if enqueue {
+		g := ep.g
+		g.dirtyMu.Lock()
+		g.dirty = append(g.dirty, ep)
+		g.dirtyMu.Unlock()
+		select {
+		case g.notify <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// seriesValue is what one series contributes for a role, and whether it has a value.
+func seriesValue(st *seriesState, r role, counters bool) (float64, bool) {
+	switch r {
+	case roleValue:
+		return st.lastV, !math.IsNaN(st.lastV)
+	case roleRate:
+		inc, ok := increase(st)
+		if !ok {
+			return 0, false
+		}
+		return inc / (float64(st.lastT-st.prevT) / 1000), true
+	default:
+		if counters {
+			return increase(st)
+		}
+		return st.lastV, !math.IsNaN(st.lastV)
+	}
+}
+
+// increase is the counter increase between the last two samples; a decrease is a reset.
+func increase(st *seriesState) (float64, bool) {
+	if st.prevT == 0 || st.lastT <= st.prevT || math.IsNaN(st.lastV) || math.IsNaN(st.prevV) {
+		return 0, false
+	}
+	inc := st.lastV - st.prevV
+	if inc < 0 {
+		inc = st.lastV
+	}
+	return inc, true
+}
