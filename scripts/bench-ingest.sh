@@ -56,6 +56,7 @@ start_server() {
 	gateway)
 		mkdir -p "$BENCH_DIR/gw-data"
 		"$BENCH_DIR/gateway" --web.listen-address=127.0.0.1:19095 --storage.dir="$BENCH_DIR/gw-data" \
+			--nats.listen-address=127.0.0.1:0 --zmq.bind=tcp://127.0.0.1:0 \
 			--log.level=warn >"$log" 2>&1 &
 		URL=http://127.0.0.1:19095/api/v1/write ready=http://127.0.0.1:19095/-/ready ;;
 	prometheus)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -168,7 +169,7 @@ func tuneRuntime(rc RuntimeConfig, logger *slog.Logger) {
 			memlimit.WithRatio(rc.MemoryLimitRatio),
 			memlimit.WithProvider(memlimit.FromCgroup),
 		)
-		if err == nil && limit > 0 {
+		if err == nil && limit > 0 && limit < math.MaxInt64 {
 			logger.Info("memory limit set from the container's", "gomemlimit_bytes", limit)
 		}
 	}
