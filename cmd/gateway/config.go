@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/eagle-eye-ai/eagle-eye/fanout/forward"
 	"github.com/eagle-eye-ai/eagle-eye/fanout/hotseries"
 	yamlv2 "go.yaml.in/yaml/v2"
 	yamlv3 "go.yaml.in/yaml/v3"
@@ -31,6 +32,9 @@ type Config struct {
 	// HotSeries configures publishing hot series to routers over NATS and ZeroMQ; see
 	// docs/hot-series.md. Its defaults are hotseries.DefaultConfig().
 	HotSeries hotseries.Config `yaml:"hot_series"`
+	// Forwarding: remote_write destinations, exactly as in a Prometheus configuration, and
+	// forward: the queue and downsampling options; see docs/forwarding.md.
+	forward.Config `yaml:",inline"`
 }
 
 // RuntimeConfig tunes the Go runtime.
@@ -186,6 +190,13 @@ func (c *Config) validate() []fieldError {
 	}
 	if c.Ingest.InflightWait < 0 {
 		add("ingest.inflight_wait", "must not be negative, got %s", c.Ingest.InflightWait)
+	}
+	if err := c.Config.Validate(); err != nil {
+		path := "remote_write"
+		if msg := err.Error(); strings.HasPrefix(msg, "forward") {
+			path = "forward"
+		}
+		errs = append(errs, fieldError{path, strings.TrimPrefix(strings.TrimPrefix(err.Error(), path), ": ")})
 	}
 	if err := c.HotSeries.Validate(); err != nil {
 		for _, e := range unjoin(err) {

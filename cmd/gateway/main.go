@@ -33,6 +33,7 @@ type Flags struct {
 	LogLevel       string
 	LogFormat      string
 	ShutdownGrace  time.Duration
+	QueueDir       string
 	// Hot-series transports; nil when the flag was not given (the config file decides).
 	NATSListen, NATSURL, ZMQBind *string
 }
@@ -72,6 +73,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		Default("info").EnumVar(&f.LogLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Log format: logfmt or json.").
 		Default("logfmt").EnumVar(&f.LogFormat, "logfmt", "json")
+	app.Flag("forward.queue-dir", "Directory of the durable forwarding queues (one per remote_write destination). Default: forward/ under --storage.dir. A write is acknowledged only once it is in every destination's queue here, so it must survive restarts: with remote_write configured, one of the two must be set.").
+		PlaceHolder("PATH").StringVar(&f.QueueDir)
 	app.Flag("web.shutdown-timeout", "On SIGTERM, how long in-flight requests may take to finish before the server closes them.").
 		Default("15s").DurationVar(&f.ShutdownGrace)
 

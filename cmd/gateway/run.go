@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eagle-eye-ai/eagle-eye/api"
+	"github.com/eagle-eye-ai/eagle-eye/fanout/forward"
 	"github.com/eagle-eye-ai/eagle-eye/fanout/hotseries"
 	"github.com/eagle-eye-ai/eagle-eye/ingest"
 	"github.com/eagle-eye-ai/eagle-eye/tsdb"
@@ -88,7 +89,29 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		Registerer:   reg,
 	})
 
-	sinks := []ingest.Sink{window}
+	var sinks []ingest.Sink
+	var fwd *forward.Forwarder
+	if len(cfg.RemoteWrite) > 0 {
+		queueDir := f.QueueDir
+		if queueDir == "" && f.DataDir != "" {
+			queueDir = filepath.Join(f.DataDir, "forward")
+		}
+		if queueDir == "" {
+			return errors.New("remote_write is configured but there is no durable place for its queue: set --storage.dir or --forward.queue-dir")
+		}
+		fwd, err = forward.New(forward.Options{Config: &cfg.Config, Dir: queueDir, Logger: logger, Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("forwarding: %w", err)
+		}
+		defer func() {
+			if err := fwd.Close(); err != nil { // after Shutdown, a no-op
+				logger.Error("close forwarding queues", "err", err)
+			}
+		}()
+		// First: a 2xx promises the samples are in every destination's queue.
+		sinks = append(sinks, fwd)
+	}
+	sinks = append(sinks, window)
 	var hot *hotseries.Publisher
 	if cfg.HotSeries.Enabled {
 		hot, err = hotseries.New(hotseries.Options{Config: cfg.HotSeries, DataDir: f.DataDir, Logger: logger, Registerer: reg})
@@ -123,6 +146,7 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		"config.file":          f.ConfigFile,
 		"web.listen-address":   f.ListenAddress,
 		"web.config.file":      f.WebConfigFile,
+		"forward.queue-dir":    f.QueueDir,
 		"storage.window":       cfg.Storage.Window.String(),
 		"storage.dir":          f.DataDir,
 		"query.timeout":        cfg.Query.Timeout.String(),
@@ -131,7 +155,12 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		"log.level":            f.LogLevel,
 		"log.format":           f.LogFormat,
 	}
+	extra := map[string]http.Handler{}
+	if fwd != nil {
+		extra["/api/v1/status/forward"] = fwd.StatusHandler()
+	}
 	httpAPI, err := api.New(api.Options{
+		Extra:         extra,
 		Storage:       window,
 		Engine:        engine,
 		Rules:         ruleManager,
@@ -168,6 +197,10 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 	if hot != nil {
 		g.Go(func() error { return hot.Run(gctx) })
 	}
+	if fwd != nil {
+		// Runs until Shutdown below, after the last write was answered.
+		g.Go(func() error { return fwd.Run(context.WithoutCancel(gctx)) })
+	}
 	g.Go(func() error {
 		ruleManager.Run()
 		return nil
@@ -189,6 +222,14 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		if err := srv.Shutdown(sctx); err != nil {
 			logger.Warn("http shutdown did not finish in time; closing connections", "err", err)
 			_ = srv.Close()
+		}
+		if fwd != nil {
+			// Send what the grace period allows; the rest stays queued for the next start.
+			fctx, cancel := context.WithTimeout(context.Background(), f.ShutdownGrace)
+			defer cancel()
+			if err := fwd.Shutdown(fctx); err != nil {
+				logger.Error("stop forwarding", "err", err)
+			}
 		}
 		ruleManager.Stop()
 		return nil
