@@ -25,7 +25,7 @@ import (
 	"github.com/eagle-eye-ai/eagle-eye/internal/promtest"
 )
 
-var outage = flag.Duration("forward.outage", 20*time.Second, "how long the destination is down in TestPrometheusOutage (the issue asks for 60s)")
+var outage = flag.Duration("forward.outage", 60*time.Second, "how long the destination is down in TestPrometheusOutage")
 
 // The tests in this file run a real Prometheus (no out-of-order window, its default) as the
 // destination and compare what arrived by PromQL.
