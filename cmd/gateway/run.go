@@ -25,6 +25,7 @@ import (
 	"github.com/eagle-eye-ai/eagle-eye/fanout/hotseries"
 	"github.com/eagle-eye-ai/eagle-eye/ingest"
 	"github.com/eagle-eye-ai/eagle-eye/tsdb"
+	ui "github.com/eagle-eye-ai/eagle-eye/web"
 )
 
 // endpoints are where a started gateway can be reached.
@@ -155,7 +156,10 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		"log.level":            f.LogLevel,
 		"log.format":           f.LogFormat,
 	}
-	extra := map[string]http.Handler{}
+	extra := map[string]http.Handler{
+		// The built-in page: status, fleet, diagnoses, live engine load, a PromQL box.
+		"/": ui.Handler(ui.Options{Gatherer: reg}),
+	}
 	if fwd != nil {
 		extra["/api/v1/status/forward"] = fwd.StatusHandler()
 	}

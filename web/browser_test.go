@@ -1,0 +1,295 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// findChromium returns a headless-capable Chromium: $EAGLE_EYE_CHROMIUM, else the first of
+// the usual names on PATH. Absent, the test skips unless EAGLE_EYE_REQUIRE_PEERS=1.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("EAGLE_EYE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("EAGLE_EYE_REQUIRE_PEERS") == "1" {
+		t.Fatal("chromium not found and EAGLE_EYE_REQUIRE_PEERS=1 (apt-get install -y chromium)")
+	}
+	t.Skip("chromium not found (apt-get install -y chromium); set EAGLE_EYE_REQUIRE_PEERS=1 to fail instead")
+	return ""
+}
+
+// artifactDir is where the screenshot is kept after the test: $EAGLE_EYE_ARTIFACTS, else a
+// fresh directory under the system temp dir that the test does not remove.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("EAGLE_EYE_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d, err := os.MkdirTemp("", "eagle-eye-web-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// scrapeGatherer reads another process's /metrics, so that the page's status endpoint can
+// report the real gateway's figures in a test that serves the page in-process.
+func scrapeGatherer(metricsURL string) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		resp, err := http.Get(metricsURL)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := p.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*dto.MetricFamily, 0, len(fams))
+		for _, f := range fams {
+			out = append(out, f)
+		}
+		return out, nil
+	})
+}
+
+// TestBrowser serves the page in front of a real gateway fed by a simulated fleet with
+// injected faults, loads it in headless Chromium, and checks the rendered DOM: no script
+// errors, the fleet, the live view, the faults, the chart. It keeps a screenshot.
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway, a probe and Chromium")
+	}
+	chromium := findChromium(t)
+	dir := t.TempDir()
+	bins := map[string]string{}
+	for _, name := range []string{"gateway", "probe"} {
+		bin := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", bin, "../cmd/"+name)
+		cmd.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", name, err, out)
+		}
+		bins[name] = bin
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	gw := "http://" + addr
+	startProc(t, filepath.Join(dir, "gateway.log"), bins["gateway"], "--web.listen-address="+addr,
+		"--storage.dir="+filepath.Join(dir, "data"), "--nats.listen-address=", "--zmq.bind=tcp://127.0.0.1:0")
+	waitOK(t, gw+"/-/ready")
+	startProc(t, filepath.Join(dir, "probe.log"), bins["probe"], "--simulate", "--gateway.url="+gw+"/api/v1/write",
+		"--web.listen-address=", "--simulate.fault=xid79@node-1/gpu-3@1s", "--simulate.fault=kv_saturation@node-0/engine-0@1s",
+		"--simulate.fault=npu_fault@node-3/npu-2@1s")
+
+	// The page in-process, the gateway's API behind a reverse proxy: how the gateway will
+	// serve it once web.Handler is mounted at "/".
+	target, _ := url.Parse(gw)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	mux := http.NewServeMux()
+	mux.Handle("/", Handler(Options{Gatherer: scrapeGatherer(gw + "/metrics"), PollInterval: time.Second}))
+	for _, p := range []string{"/api/", "/-/", "/metrics"} {
+		mux.Handle(p, proxy)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	// Wait until the faults are visible through the API, then a few seconds more for rates.
+	waitOK(t, srv.URL+"/")
+	deadline := time.Now().Add(30 * time.Second)
+	for !hasResult(srv.URL, `eagle_eye_gpu_reachable == 0`) || !hasResult(srv.URL, `vllm:kv_cache_usage_perc > 0.8`) {
+		if time.Now().After(deadline) {
+			t.Fatal("faults not visible after 30 s")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(6 * time.Second)
+
+	args := func(extra ...string) []string {
+		return append([]string{
+			"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--disable-default-apps", "--disable-extensions", "--no-first-run", "--no-default-browser-check",
+			"--user-data-dir=" + filepath.Join(dir, "chromium-profile"),
+			"--enable-logging=stderr", "--v=0", "--window-size=1400,1000",
+			// Lets the page's fetches and first polls finish before the DOM is dumped or
+			// the screenshot taken.
+			"--virtual-time-budget=8000",
+		}, extra...)
+	}
+	dom, logs := runChromium(t, chromium, args("--dump-dom", srv.URL+"/")...)
+	if err := os.WriteFile(filepath.Join(dir, "dom.html"), []byte(dom), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if m := regexp.MustCompile(`id="js-errors" data-count="(\d+)"`).FindStringSubmatch(dom); m == nil {
+		t.Fatalf("no js-errors marker in the DOM (page did not run?); DOM in %s", dir)
+	} else if m[1] != "0" {
+		t.Errorf("page recorded %s script errors: %s", m[1], between(dom, `id="js-errors"`, "</div></div>"))
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, "CONSOLE") {
+			continue
+		}
+		// The gateway answers 404 until diagnosis is enabled; the page handles it.
+		if strings.Contains(line, "status of 404") && strings.Contains(line, "api/v1/diagnoses") {
+			continue
+		}
+		t.Errorf("console: %s", line)
+	}
+	for _, want := range []string{
+		"node-0", "node-3", // the fleet table
+		"vllm-node-0-0", "sglang-node-0-1", // the live view, by pod
+		"GPU off the bus", "node-1 gpu3", "KV cache saturated", "NPU not healthy", // the faults
+		"diagnosis not enabled",
+		"synthetic",
+		"<svg", "<path d=\"M", // the chart drew a line
+		"version ",
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered page lacks %q", want)
+		}
+	}
+	if strings.Contains(dom, "version …") {
+		t.Error("build info not loaded")
+	}
+	if m := regexp.MustCompile(`id="c-series">([^<]*)<`).FindStringSubmatch(dom); m == nil || m[1] == "–" {
+		t.Errorf("series count not shown: %v", m)
+	}
+	if m := regexp.MustCompile(`id="c-ingest">([^<]*)<`).FindStringSubmatch(dom); m == nil || m[1] == "–" {
+		t.Errorf("ingest rate not shown: %v", m)
+	}
+
+	art := artifactDir(t)
+	shot := filepath.Join(art, "eagle-eye-page.png")
+	_, logs = runChromium(t, chromium, args("--hide-scrollbars", "--screenshot="+shot, srv.URL+"/")...)
+	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
+		t.Fatalf("screenshot %s: %v (%v)\n%s", shot, err, st, logs)
+	}
+	// The whole page too, for people reading the artifact.
+	full := filepath.Join(art, "eagle-eye-page-full.png")
+	fullArgs := args("--hide-scrollbars", "--screenshot="+full, srv.URL+"/")
+	for i, a := range fullArgs {
+		if strings.HasPrefix(a, "--window-size=") {
+			fullArgs[i] = "--window-size=1400,1900"
+		}
+	}
+	runChromium(t, chromium, fullArgs...)
+	_ = os.WriteFile(filepath.Join(art, "dom.html"), []byte(dom), 0o644)
+	t.Logf("screenshots: %s, %s", shot, full)
+}
+
+func runChromium(t *testing.T, bin string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s", bin, err, tail(errb.String(), 4000))
+	}
+	return out.String(), errb.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func between(s, from, to string) string {
+	i := strings.Index(s, from)
+	if i < 0 {
+		return ""
+	}
+	s = s[i:]
+	if j := strings.Index(s, to); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
+
+func hasResult(base, expr string) bool {
+	resp, err := http.PostForm(base+"/api/v1/query", url.Values{"query": {expr}})
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode == http.StatusOK && strings.Contains(b.String(), `"metric"`)
+}
+
+func waitOK(t *testing.T, u string) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s not OK after 30 s", u)
+}
+
+func startProc(t *testing.T, logPath, bin string, args ...string) {
+	t.Helper()
+	lf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			fmt.Fprintf(os.Stderr, "%s killed after SIGTERM timeout\n", bin)
+		}
+	})
+}
