@@ -25,6 +25,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/eagle-eye-ai/eagle-eye/internal/e2etest"
 )
 
 const (
@@ -287,18 +289,6 @@ func flagsOf(t *testing.T, bin string) map[string]bool {
 	return flags
 }
 
-func buildBinaries(t *testing.T, dir string) (gateway, probe string) {
-	t.Helper()
-	for _, name := range []string{"gateway", "probe"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../cmd/"+name)
-		cmd.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", name, err, out)
-		}
-	}
-	return filepath.Join(dir, "gateway"), filepath.Join(dir, "probe")
-}
-
 // checkArgs fails for any container flag the binary it runs does not know.
 func checkArgs(t *testing.T, objs []object, gatewayFlags, probeFlags map[string]bool) {
 	for _, o := range objs {
@@ -343,7 +333,8 @@ func find[T any](objs []object, kind string) []T {
 func TestChart(t *testing.T) {
 	bin := findHelm(t)
 	dir := t.TempDir()
-	gatewayBin, probeBin := buildBinaries(t, dir)
+	bins := e2etest.Build(t, dir, "gateway", "probe")
+	gatewayBin, probeBin := bins["gateway"], bins["probe"]
 	gatewayFlags, probeFlags := flagsOf(t, gatewayBin), flagsOf(t, probeBin)
 
 	for _, v := range variants(t) {

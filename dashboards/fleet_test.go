@@ -4,17 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eagle-eye-ai/eagle-eye/internal/e2etest"
+	"github.com/eagle-eye-ai/eagle-eye/internal/promtest"
 )
 
 // fleetFaults are injected into the simulated fleet so that the fault panels (XIDs, a lost
@@ -39,87 +39,31 @@ const fleetWarmup = 20 * time.Second
 func startFleet(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	bins := map[string]string{}
-	for _, name := range []string{"gateway", "probe"} {
-		bin := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-o", bin, "../cmd/"+name)
-		cmd.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", name, err, out)
-		}
-		bins[name] = bin
-	}
-	addr := freePort(t)
+	bins := e2etest.Build(t, dir, "gateway", "probe")
+	addr := promtest.FreeAddr(t)
 	base := "http://" + addr
 	cfg := filepath.Join(dir, "gateway.yml")
 	// A series limit so that the window's limit panel has a line to draw.
 	if err := os.WriteFile(cfg, []byte("limits:\n  max_series: 1000000\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start(t, filepath.Join(dir, "gateway.log"), bins["gateway"],
+	e2etest.Start(t, filepath.Join(dir, "gateway.log"), bins["gateway"],
 		"--web.listen-address="+addr, "--storage.dir="+filepath.Join(dir, "data"),
 		"--config.file="+cfg, "--nats.listen-address=", "--zmq.bind=tcp://127.0.0.1:0")
-	waitReady(t, base)
+	e2etest.WaitOK(t, base+"/-/ready")
 	args := []string{"--simulate", "--gateway.url=" + base + "/api/v1/write", "--web.listen-address="}
 	for _, f := range fleetFaults {
 		args = append(args, "--simulate.fault="+f)
 	}
 	begin := time.Now()
-	start(t, filepath.Join(dir, "probe-sim.log"), bins["probe"], args...)
-	start(t, filepath.Join(dir, "probe-self.log"), bins["probe"],
+	e2etest.Start(t, filepath.Join(dir, "probe-sim.log"), bins["probe"], args...)
+	e2etest.Start(t, filepath.Join(dir, "probe-self.log"), bins["probe"],
 		"--gateway.url="+base+"/api/v1/write", "--web.listen-address=", "--label=node=gateway",
 		"--no-collector.nvml", "--no-collector.kmsg", "--no-collector.netdev", "--no-collector.node", "--no-collector.ascend",
 		"--engine.target="+base+"/metrics#job=eagle-eye-gateway")
 	t.Logf("gateway %s, logs in %s; feeding it for %v", base, dir, fleetWarmup)
 	time.Sleep(time.Until(begin.Add(fleetWarmup)))
 	return base
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func start(t *testing.T, logPath, bin string, args ...string) {
-	t.Helper()
-	lf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-}
-
-func waitReady(t *testing.T, base string) {
-	t.Helper()
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(base + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-	}
-	t.Fatalf("%s not ready after 30 s", base)
 }
 
 // instant runs expr at now and returns how many series or the scalar it answered.

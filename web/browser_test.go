@@ -3,8 +3,6 @@ package web
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -14,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +19,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/eagle-eye-ai/eagle-eye/internal/e2etest"
+	"github.com/eagle-eye-ai/eagle-eye/internal/promtest"
 )
 
 // findChromium returns a headless-capable Chromium: $EAGLE_EYE_CHROMIUM, else the first of
@@ -91,27 +91,13 @@ func TestBrowser(t *testing.T) {
 	}
 	chromium := findChromium(t)
 	dir := t.TempDir()
-	bins := map[string]string{}
-	for _, name := range []string{"gateway", "probe"} {
-		bin := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-o", bin, "../cmd/"+name)
-		cmd.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", name, err, out)
-		}
-		bins[name] = bin
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	bins := e2etest.Build(t, dir, "gateway", "probe")
+	addr := promtest.FreeAddr(t)
 	gw := "http://" + addr
-	startProc(t, filepath.Join(dir, "gateway.log"), bins["gateway"], "--web.listen-address="+addr,
+	e2etest.Start(t, filepath.Join(dir, "gateway.log"), bins["gateway"], "--web.listen-address="+addr,
 		"--storage.dir="+filepath.Join(dir, "data"), "--nats.listen-address=", "--zmq.bind=tcp://127.0.0.1:0")
-	waitOK(t, gw+"/-/ready")
-	startProc(t, filepath.Join(dir, "probe.log"), bins["probe"], "--simulate", "--gateway.url="+gw+"/api/v1/write",
+	e2etest.WaitOK(t, gw+"/-/ready")
+	e2etest.Start(t, filepath.Join(dir, "probe.log"), bins["probe"], "--simulate", "--gateway.url="+gw+"/api/v1/write",
 		"--web.listen-address=", "--simulate.fault=xid79@node-1/gpu-3@1s", "--simulate.fault=kv_saturation@node-0/engine-0@1s",
 		"--simulate.fault=npu_fault@node-3/npu-2@1s")
 
@@ -128,7 +114,7 @@ func TestBrowser(t *testing.T) {
 	defer srv.Close()
 
 	// Wait until the faults are visible through the API, then a few seconds more for rates.
-	waitOK(t, srv.URL+"/")
+	e2etest.WaitOK(t, srv.URL+"/")
 	deadline := time.Now().Add(30 * time.Second)
 	for !hasResult(srv.URL, `eagle_eye_gpu_reachable == 0`) || !hasResult(srv.URL, `vllm:kv_cache_usage_perc > 0.8`) {
 		if time.Now().After(deadline) {
@@ -254,42 +240,4 @@ func hasResult(base, expr string) bool {
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(resp.Body)
 	return resp.StatusCode == http.StatusOK && strings.Contains(b.String(), `"metric"`)
-}
-
-func waitOK(t *testing.T, u string) {
-	t.Helper()
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-	}
-	t.Fatalf("%s not OK after 30 s", u)
-}
-
-func startProc(t *testing.T, logPath, bin string, args ...string) {
-	t.Helper()
-	lf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			fmt.Fprintf(os.Stderr, "%s killed after SIGTERM timeout\n", bin)
-		}
-	})
 }

@@ -4,97 +4,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eagle-eye-ai/eagle-eye/internal/e2etest"
+	"github.com/eagle-eye-ai/eagle-eye/internal/promtest"
 )
 
 // gatewayOutage is how long the end-to-end test keeps the gateway down: 30 s, thirty intervals
 // the probes must buffer and deliver in order once it is back.
 const gatewayOutage = 30 * time.Second
-
-// buildBinaries builds the real gateway and probe into dir.
-func buildBinaries(t *testing.T, dir string) (gateway, probe string) {
-	t.Helper()
-	gateway, probe = filepath.Join(dir, "gateway"), filepath.Join(dir, "probe")
-	for bin, pkg := range map[string]string{gateway: "../gateway", probe: "."} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
-		cmd.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	return gateway, probe
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-type proc struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func start(t *testing.T, logPath, bin string, args ...string) *proc {
-	t.Helper()
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); lf.Close() }()
-	t.Cleanup(func() { p.stop(t) })
-	return p
-}
-
-// stop sends SIGTERM and waits up to 20 s, then kills.
-func (p *proc) stop(t *testing.T) {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		t.Errorf("%s did not stop on SIGTERM", p.cmd.Path)
-	}
-}
-
-func waitReady(t *testing.T, base string) {
-	t.Helper()
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(base + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-	}
-	t.Fatalf("%s not ready after 30 s", base)
-}
 
 type promResult struct {
 	Metric map[string]string `json:"metric"`
@@ -151,17 +76,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("end-to-end: builds and runs two binaries for about 30 s")
 	}
 	dir := t.TempDir()
-	gwBin, probeBin := buildBinaries(t, dir)
-	addr := freePort(t)
+	bins := e2etest.Build(t, dir, "gateway", "probe")
+	gwBin, probeBin := bins["gateway"], bins["probe"]
+	addr := promtest.FreeAddr(t)
 	base := "http://" + addr
 	gwArgs := []string{"--web.listen-address=" + addr, "--storage.dir=" + filepath.Join(dir, "gw"), "--log.level=warn",
 		"--nats.listen-address=127.0.0.1:0", "--zmq.bind=tcp://127.0.0.1:0"}
-	gw := start(t, filepath.Join(dir, "gateway.log"), gwBin, gwArgs...)
-	waitReady(t, base)
+	gw := e2etest.Start(t, filepath.Join(dir, "gateway.log"), gwBin, gwArgs...)
+	e2etest.WaitOK(t, base+"/-/ready")
 
 	// One probe per protocol, told apart by their cluster label.
 	for _, proto := range []string{"2.0", "1.0"} {
-		start(t, filepath.Join(dir, "probe-"+proto+".log"), probeBin,
+		e2etest.Start(t, filepath.Join(dir, "probe-"+proto+".log"), probeBin,
 			"--simulate", "--gateway.url="+base+"/api/v1/write", "--gateway.protocol="+proto,
 			"--web.listen-address=", "--gateway.max-backoff=1s",
 			"--simulate.nodes=2", "--simulate.engines-per-node=2",
@@ -197,10 +123,10 @@ func TestEndToEnd(t *testing.T) {
 	// Outage: stop the gateway, keep it down, restart it on the same address.
 	t.Logf("stopping the gateway for %v", gatewayOutage)
 	stopped := time.Now()
-	gw.stop(t)
+	gw.Stop(t)
 	time.Sleep(gatewayOutage)
-	gw = start(t, filepath.Join(dir, "gateway.log"), gwBin, gwArgs...)
-	waitReady(t, base)
+	gw = e2etest.Start(t, filepath.Join(dir, "gateway.log"), gwBin, gwArgs...)
+	e2etest.WaitOK(t, base+"/-/ready")
 	restarted := time.Now()
 	for _, proto := range []string{"2.0", "1.0"} {
 		sel := fmt.Sprintf(`DCGM_FI_DEV_GPU_TEMP{cluster="e2e-%s",node="node-0",gpu="0"}`, proto)
