@@ -59,6 +59,9 @@ type Message struct {
 	Model    string            `json:"model,omitempty"`
 	// Labels are static capabilities (instance, GPU model, driver, link layer...).
 	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations are set by other gateway components: in the hardware group, the diagnosis
+	// of the node's devices (health, pattern, severity, router_action, report_id).
+	Annotations map[string]string `json:"annotations,omitempty"`
 	// Metrics are the group's fields that have data; the others are listed in Missing.
 	Metrics map[string]float64 `json:"metrics"`
 	// Devices holds per-device fields by device id (gpu index, NIC), for groups with one.

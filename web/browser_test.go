@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -95,30 +93,24 @@ func TestBrowser(t *testing.T) {
 	addr := promtest.FreeAddr(t)
 	gw := "http://" + addr
 	e2etest.Start(t, filepath.Join(dir, "gateway.log"), bins["gateway"], "--web.listen-address="+addr,
-		"--storage.dir="+filepath.Join(dir, "data"), "--nats.listen-address=", "--zmq.bind=tcp://127.0.0.1:0")
+		"--storage.dir="+filepath.Join(dir, "data"), "--nats.listen-address=", "--zmq.bind=tcp://127.0.0.1:0",
+		"--rules.evaluation-interval=2s")
 	e2etest.WaitOK(t, gw+"/-/ready")
 	e2etest.Start(t, filepath.Join(dir, "probe.log"), bins["probe"], "--simulate", "--gateway.url="+gw+"/api/v1/write",
 		"--web.listen-address=", "--simulate.fault=xid79@node-1/gpu-3@1s", "--simulate.fault=kv_saturation@node-0/engine-0@1s",
 		"--simulate.fault=npu_fault@node-3/npu-2@1s")
 
-	// The page in-process, the gateway's API behind a reverse proxy: how the gateway will
-	// serve it once web.Handler is mounted at "/".
-	target, _ := url.Parse(gw)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	mux := http.NewServeMux()
-	mux.Handle("/", Handler(Options{Gatherer: scrapeGatherer(gw + "/metrics"), PollInterval: time.Second}))
-	for _, p := range []string{"/api/", "/-/", "/metrics"} {
-		mux.Handle(p, proxy)
-	}
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	// The gateway serves the page at "/" itself.
+	srv := struct{ URL string }{gw}
 
-	// Wait until the faults are visible through the API, then a few seconds more for rates.
+	// Wait until the faults are visible through the API and diagnosed, then a few seconds
+	// more for rates.
 	e2etest.WaitOK(t, srv.URL+"/")
-	deadline := time.Now().Add(30 * time.Second)
-	for !hasResult(srv.URL, `eagle_eye_gpu_reachable == 0`) || !hasResult(srv.URL, `vllm:kv_cache_usage_perc > 0.8`) {
+	deadline := time.Now().Add(60 * time.Second)
+	for !hasResult(srv.URL, `eagle_eye_gpu_reachable == 0`) || !hasResult(srv.URL, `vllm:kv_cache_usage_perc > 0.8`) ||
+		!hasDiagnosis(srv.URL, "G01") {
 		if time.Now().After(deadline) {
-			t.Fatal("faults not visible after 30 s")
+			t.Fatal("faults not visible, or not diagnosed, after 60 s")
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -150,17 +142,13 @@ func TestBrowser(t *testing.T) {
 		if !strings.Contains(line, "CONSOLE") {
 			continue
 		}
-		// The gateway answers 404 until diagnosis is enabled; the page handles it.
-		if strings.Contains(line, "status of 404") && strings.Contains(line, "api/v1/diagnoses") {
-			continue
-		}
 		t.Errorf("console: %s", line)
 	}
 	for _, want := range []string{
 		"node-0", "node-3", // the fleet table
 		"vllm-node-0-0", "sglang-node-0-1", // the live view, by pod
 		"GPU off the bus", "node-1 gpu3", "KV cache saturated", "NPU not healthy", // the faults
-		"diagnosis not enabled",
+		"G01", "router: unroutable", "node-1", // the XID 79 diagnosis with its advice
 		"synthetic",
 		"<svg", "<path d=\"M", // the chart drew a line
 		"version ",
@@ -240,4 +228,16 @@ func hasResult(base, expr string) bool {
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(resp.Body)
 	return resp.StatusCode == http.StatusOK && strings.Contains(b.String(), `"metric"`)
+}
+
+// hasDiagnosis reports whether the gateway has a firing report of pattern.
+func hasDiagnosis(base, pattern string) bool {
+	resp, err := http.Get(base + "/api/v1/diagnoses?state=firing&pattern=" + pattern)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode == http.StatusOK && strings.Contains(b.String(), `"pattern":"`+pattern+`"`)
 }

@@ -34,6 +34,10 @@ type Flags struct {
 	LogFormat      string
 	ShutdownGrace  time.Duration
 	QueueDir       string
+	RuleFiles      []string
+	CatalogFile    string
+	EvalInterval   time.Duration
+	QueryOffset    time.Duration
 	// Hot-series transports; nil when the flag was not given (the config file decides).
 	NATSListen, NATSURL, ZMQBind *string
 }
@@ -75,6 +79,14 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		Default("logfmt").EnumVar(&f.LogFormat, "logfmt", "json")
 	app.Flag("forward.queue-dir", "Directory of the durable forwarding queues (one per remote_write destination). Default: forward/ under --storage.dir. A write is acknowledged only once it is in every destination's queue here, so it must survive restarts: with remote_write configured, one of the two must be set.").
 		PlaceHolder("PATH").StringVar(&f.QueueDir)
+	app.Flag("rules.files", "Diagnosis rule files (Prometheus format), as a glob; repeatable. Default: the bundled rules/*.rules.yml. Reloaded on SIGHUP and POST /-/reload; a bad file is refused with its line and the old rules stay.").
+		PlaceHolder("GLOB").StringsVar(&f.RuleFiles)
+	app.Flag("catalog.file", "Fault catalog: pattern to conclusion, handling steps and router action, with model/driver/firmware overrides. Default: the bundled rules/catalog.yaml. Reloaded with the rules.").
+		PlaceHolder("PATH").StringVar(&f.CatalogFile)
+	app.Flag("rules.evaluation-interval", "How often rule groups without an interval of their own are evaluated.").
+		Default("15s").DurationVar(&f.EvalInterval)
+	app.Flag("rules.query-offset", "How far in the past rules evaluate, so that samples still in flight from the probes are counted (Prometheus' rule_query_offset).").
+		Default("2s").DurationVar(&f.QueryOffset)
 	app.Flag("web.shutdown-timeout", "On SIGTERM, how long in-flight requests may take to finish before the server closes them.").
 		Default("15s").DurationVar(&f.ShutdownGrace)
 

@@ -8,8 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eagle-eye-ai/eagle-eye/api"
+	"github.com/eagle-eye-ai/eagle-eye/diagnosis"
 	"github.com/eagle-eye-ai/eagle-eye/fanout/forward"
 	"github.com/eagle-eye-ai/eagle-eye/fanout/hotseries"
 	"github.com/eagle-eye-ai/eagle-eye/ingest"
@@ -78,18 +82,6 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		Registerer:    reg,
 	})
 
-	rulesCtx, cancelRules := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRules()
-	ruleManager := rules.NewManager(&rules.ManagerOptions{
-		QueryFunc:    rules.EngineQueryFunc(engine, window),
-		NotifyFunc:   func(context.Context, string, ...*rules.Alert) {},
-		Context:      rulesCtx,
-		AppendableV2: window,
-		Queryable:    window,
-		Logger:       logger.With("component", "rules"),
-		Registerer:   reg,
-	})
-
 	var sinks []ingest.Sink
 	var fwd *forward.Forwarder
 	if len(cfg.RemoteWrite) > 0 {
@@ -132,6 +124,55 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		sinks = append(sinks, hot)
 	}
 
+	if f.EvalInterval <= 0 {
+		f.EvalInterval = 15 * time.Second
+	}
+	ruleFiles, catalogFile, cleanupRules, err := ruleSources(f)
+	if err != nil {
+		return err
+	}
+	defer cleanupRules()
+	catalog, err := diagnosis.LoadCatalog(catalogFile)
+	if err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	var publisher diagnosis.Publisher
+	if hot != nil {
+		publisher = diagnosisPublisher{hot}
+	}
+	diag, err := diagnosis.New(diagnosis.Options{
+		Catalog:    catalog,
+		Queryable:  window,
+		Publisher:  publisher,
+		Logger:     logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("diagnosis: %w", err)
+	}
+	if hot != nil {
+		hot.SetAnnotate(hardwareDiagnosis(diag))
+	}
+	rulesCtx, cancelRules := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRules()
+	queryOffset := f.QueryOffset
+	ruleManager := rules.NewManager(&rules.ManagerOptions{
+		QueryFunc:              rules.EngineQueryFunc(engine, window),
+		NotifyFunc:             diag.Notify,
+		Context:                rulesCtx,
+		AppendableV2:           window,
+		Queryable:              window,
+		DefaultRuleQueryOffset: func() time.Duration { return queryOffset },
+		Logger:                 logger.With("component", "rules"),
+		Registerer:             reg,
+	})
+	reload := func() error {
+		return diag.Reload(ruleManager, diagnosis.RuleConfig{Files: ruleFiles, CatalogFile: catalogFile, Interval: f.EvalInterval})
+	}
+	if err := reload(); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+
 	write, err := ingest.NewHandler(ingest.Options{
 		Logger:      logger,
 		Registerer:  reg,
@@ -144,21 +185,27 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 	}
 
 	flagMap := map[string]string{
-		"config.file":          f.ConfigFile,
-		"web.listen-address":   f.ListenAddress,
-		"web.config.file":      f.WebConfigFile,
-		"forward.queue-dir":    f.QueueDir,
-		"storage.window":       cfg.Storage.Window.String(),
-		"storage.dir":          f.DataDir,
-		"query.timeout":        cfg.Query.Timeout.String(),
-		"query.max-samples":    fmt.Sprint(cfg.Query.MaxSamples),
-		"query.lookback-delta": cfg.Query.LookbackDelta.String(),
-		"log.level":            f.LogLevel,
-		"log.format":           f.LogFormat,
+		"config.file":               f.ConfigFile,
+		"web.listen-address":        f.ListenAddress,
+		"web.config.file":           f.WebConfigFile,
+		"forward.queue-dir":         f.QueueDir,
+		"rules.files":               strings.Join(ruleFiles, ","),
+		"catalog.file":              catalogFile,
+		"rules.evaluation-interval": f.EvalInterval.String(),
+		"rules.query-offset":        f.QueryOffset.String(),
+		"storage.window":            cfg.Storage.Window.String(),
+		"storage.dir":               f.DataDir,
+		"query.timeout":             cfg.Query.Timeout.String(),
+		"query.max-samples":         fmt.Sprint(cfg.Query.MaxSamples),
+		"query.lookback-delta":      cfg.Query.LookbackDelta.String(),
+		"log.level":                 f.LogLevel,
+		"log.format":                f.LogFormat,
 	}
 	extra := map[string]http.Handler{
 		// The built-in page: status, fleet, diagnoses, live engine load, a PromQL box.
-		"/": ui.Handler(ui.Options{Gatherer: reg}),
+		"/":                 ui.Handler(ui.Options{Gatherer: reg}),
+		"/api/v1/diagnoses": diag.Handler(),
+		"POST /-/reload":    reloadHandler(reload, logger),
 	}
 	if fwd != nil {
 		extra["/api/v1/status/forward"] = fwd.StatusHandler()
@@ -198,6 +245,24 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return window.Run(gctx) })
+	g.Go(func() error { return diag.Run(gctx) })
+	g.Go(func() error {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				if err := reload(); err != nil {
+					logger.Error("reload refused; the previous rules and catalog stay", "err", err)
+				} else {
+					logger.Info("rules and catalog reloaded")
+				}
+			}
+		}
+	})
 	if hot != nil {
 		g.Go(func() error { return hot.Run(gctx) })
 	}

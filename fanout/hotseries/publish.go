@@ -318,6 +318,29 @@ func (p *Publisher) encode(g *group, sc *scratch, ep *endpoint, now time.Time, s
 		}
 		b = append(b, '}')
 	}
+	if p.annotate != nil && status != statusRemoved {
+		id := make(map[string]string, len(ep.identity))
+		for _, l := range ep.identity {
+			id[l.Name] = l.Value
+		}
+		if ann := p.annotate(g.name, id); len(ann) > 0 {
+			keys := make([]string, 0, len(ann))
+			for k := range ann {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			b = append(b, `,"annotations":{`...)
+			for i, k := range keys {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, k)
+				b = append(b, ':')
+				b = appendString(b, ann[k])
+			}
+			b = append(b, '}')
+		}
+	}
 	b = append(b, `,"metrics":{`...)
 	if status != statusRemoved {
 		b = appendFields(b, g, sc.vals, sc.has)

@@ -25,6 +25,11 @@ type Options struct {
 	// Logger; nil discards. Registerer; nil registers nothing.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Annotate, when set, adds string fields under "annotations" to each message, from other
+	// gateway components: the gateway uses it to put the diagnosis of a node's devices into
+	// the hardware group. It gets the group and the endpoint's identity labels, is called from
+	// the publishing goroutines, and must be fast and safe for concurrent use.
+	Annotate func(group string, endpoint map[string]string) map[string]string
 
 	// now and transports replace the clock and the transports in tests.
 	now        func() time.Time
@@ -46,6 +51,7 @@ type Publisher struct {
 	maxEndpoints         int
 	maxSeriesPerEndpoint int
 	m                    *metrics
+	annotate             func(group string, endpoint map[string]string) map[string]string
 
 	mu         sync.Mutex // guards the lifecycle below
 	started    bool
@@ -84,6 +90,7 @@ func New(opts Options) (*Publisher, error) {
 	var idb [4]byte
 	_, _ = rand.Read(idb[:])
 	p := &Publisher{
+		annotate:             opts.Annotate,
 		cfg:                  cfg,
 		dataDir:              opts.DataDir,
 		logger:               logger,
@@ -258,4 +265,23 @@ func (p *Publisher) ZMQAddress() string {
 
 func (p *Publisher) drop(r dropReason, n int) {
 	p.m.dropped[r].Add(float64(n))
+}
+
+// ErrNoNATS is returned by Publish when NATS publishing is off.
+var ErrNoNATS = errors.New("hot series: NATS publishing is off")
+
+// Publish sends one message on subject over the publisher's NATS connection (embedded or
+// external, with its credentials and reconnect buffering), for other gateway components
+// such as diagnosis reports. It does not wait for delivery.
+func (p *Publisher) Publish(_ context.Context, subject string, payload []byte) error {
+	if p.nats == nil || p.nats.nc == nil {
+		return ErrNoNATS
+	}
+	return p.nats.nc.Publish(subject, payload)
+}
+
+// SetAnnotate sets Options.Annotate after New, for a component built later; call it before
+// Start.
+func (p *Publisher) SetAnnotate(f func(group string, endpoint map[string]string) map[string]string) {
+	p.annotate = f
 }

@@ -228,3 +228,52 @@ func do(req *http.Request) (*Response, int, error) {
 	}
 	return &r, resp.StatusCode, nil
 }
+
+// Promtool returns the path of a promtool binary of the go.mod Prometheus version, building it
+// with `go install` on first use (a few minutes, cold) into the same cache as Binary.
+// $EAGLE_EYE_PROMTOOL overrides it.
+func Promtool(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("EAGLE_EYE_PROMTOOL"); p != "" {
+		return p
+	}
+	ver, err := Version()
+	if err != nil {
+		t.Fatalf("prometheus version: %v", err)
+	}
+	cache, err := CacheDir()
+	if err != nil {
+		t.Fatalf("cache dir: %v", err)
+	}
+	dir := filepath.Join(cache, "promtool-"+ver)
+	bin := filepath.Join(dir, "promtool")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("create %s: %v", dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	t.Logf("building promtool %s into %s (once; a few minutes)", ver, dir)
+	start := time.Now()
+	cmd := exec.Command("go", "install", "-tags", "remove_all_sd", module+"/cmd/promtool@"+ver)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod", "GOWORK=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go install promtool %s: %v\n%s", ver, err, out)
+	}
+	t.Logf("built promtool in %s", time.Since(start).Round(time.Second))
+	return bin
+}
