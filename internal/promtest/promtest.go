@@ -56,7 +56,21 @@ func CacheDir() (string, error) {
 // with `go install` on first use (a few minutes, cold). $EAGLE_EYE_PROMETHEUS overrides it.
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("EAGLE_EYE_PROMETHEUS"); p != "" {
+	return tool(t, "prometheus", "EAGLE_EYE_PROMETHEUS")
+}
+
+// Promtool returns the path of a promtool binary of the go.mod Prometheus version, built
+// like Binary into the same cache. $EAGLE_EYE_PROMTOOL overrides it.
+func Promtool(t testing.TB) string {
+	t.Helper()
+	return tool(t, "promtool", "EAGLE_EYE_PROMTOOL")
+}
+
+// tool builds cmd/<name> of the Prometheus module at the go.mod version into
+// <cache>/<name>-<version>/ once, and returns its path; env names a variable that overrides it.
+func tool(t testing.TB, name, env string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
 		return p
 	}
 	ver, err := Version()
@@ -67,8 +81,8 @@ func Binary(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("cache dir: %v", err)
 	}
-	dir := filepath.Join(cache, "prometheus-"+ver)
-	bin := filepath.Join(dir, "prometheus")
+	dir := filepath.Join(cache, name+"-"+ver)
+	bin := filepath.Join(dir, name)
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
@@ -88,16 +102,16 @@ func Binary(t testing.TB) string {
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
-	t.Logf("building prometheus %s into %s (once; a few minutes)", ver, dir)
+	t.Logf("building %s %s into %s (once; a few minutes)", name, ver, dir)
 	start := time.Now()
-	cmd := exec.Command("go", "install", "-tags", "remove_all_sd", module+"/cmd/prometheus@"+ver)
+	cmd := exec.Command("go", "install", "-tags", "remove_all_sd", module+"/cmd/"+name+"@"+ver)
 	cmd.Dir = dir // outside this module, so the install uses Prometheus' own go.mod
 	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod", "GOWORK=off")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("go install prometheus %s: %v\n%s", ver, err, out)
+		t.Fatalf("go install %s %s: %v\n%s", name, ver, err, out)
 	}
-	t.Logf("built prometheus in %s", time.Since(start).Round(time.Second))
+	t.Logf("built %s in %s", name, time.Since(start).Round(time.Second))
 	return bin
 }
 
@@ -227,53 +241,4 @@ func do(req *http.Request) (*Response, int, error) {
 		return nil, resp.StatusCode, fmt.Errorf("decode %s response (%d): %w: %.200s", req.URL.Path, resp.StatusCode, err, b)
 	}
 	return &r, resp.StatusCode, nil
-}
-
-// Promtool returns the path of a promtool binary of the go.mod Prometheus version, building it
-// with `go install` on first use (a few minutes, cold) into the same cache as Binary.
-// $EAGLE_EYE_PROMTOOL overrides it.
-func Promtool(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("EAGLE_EYE_PROMTOOL"); p != "" {
-		return p
-	}
-	ver, err := Version()
-	if err != nil {
-		t.Fatalf("prometheus version: %v", err)
-	}
-	cache, err := CacheDir()
-	if err != nil {
-		t.Fatalf("cache dir: %v", err)
-	}
-	dir := filepath.Join(cache, "promtool-"+ver)
-	bin := filepath.Join(dir, "promtool")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("create %s: %v", dir, err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatalf("lock: %v", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatalf("lock: %v", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	t.Logf("building promtool %s into %s (once; a few minutes)", ver, dir)
-	start := time.Now()
-	cmd := exec.Command("go", "install", "-tags", "remove_all_sd", module+"/cmd/promtool@"+ver)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod", "GOWORK=off")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go install promtool %s: %v\n%s", ver, err, out)
-	}
-	t.Logf("built promtool in %s", time.Since(start).Round(time.Second))
-	return bin
 }
