@@ -12,6 +12,8 @@
 #   SERVERS     which runs, in order (default "gateway-rw1 gateway-rw2 prometheus-rw1 prometheus-rw2 victoriametrics-rw1")
 #   PROMETHEUS  Prometheus 3 binary (default ~/.cache/eagle-eye/prometheus-v0.316.0/prometheus)
 #   VICTORIA    VictoriaMetrics binary (default victoria-metrics from PATH)
+#   GATEWAY_ARGS  extra gateway flags, e.g. "--no-diagnosis.enabled --config.file=no-hot.yml"
+#               to measure the write path alone
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -56,7 +58,7 @@ start_server() {
 	gateway)
 		mkdir -p "$BENCH_DIR/gw-data"
 		"$BENCH_DIR/gateway" --web.listen-address=127.0.0.1:19095 --storage.dir="$BENCH_DIR/gw-data" \
-			--nats.listen-address=127.0.0.1:0 --zmq.bind=tcp://127.0.0.1:0 \
+			--nats.listen-address=127.0.0.1:0 --zmq.bind=tcp://127.0.0.1:0 ${GATEWAY_ARGS:-} \
 			--log.level=warn >"$log" 2>&1 &
 		URL=http://127.0.0.1:19095/api/v1/write ready=http://127.0.0.1:19095/-/ready ;;
 	prometheus)

@@ -47,8 +47,8 @@ func TestDiagnosisThroughTheGateway(t *testing.T) {
 
 	type report struct {
 		Pattern, State, Node, Conclusion, RouterAction string
-		Identity                                        struct{ UUID, Model, Driver, Firmware, Index string }
-		Recommendations                                 []string
+		Identity                                       struct{ UUID, Model, Driver, Firmware, Index string }
+		Recommendations                                []string
 	}
 	var got []report
 	deadline := time.Now().Add(60 * time.Second)

@@ -34,6 +34,7 @@ type Flags struct {
 	LogFormat      string
 	ShutdownGrace  time.Duration
 	QueueDir       string
+	NoDiagnosis    bool
 	RuleFiles      []string
 	CatalogFile    string
 	EvalInterval   time.Duration
@@ -79,6 +80,9 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		Default("logfmt").EnumVar(&f.LogFormat, "logfmt", "json")
 	app.Flag("forward.queue-dir", "Directory of the durable forwarding queues (one per remote_write destination). Default: forward/ under --storage.dir. A write is acknowledged only once it is in every destination's queue here, so it must survive restarts: with remote_write configured, one of the two must be set.").
 		PlaceHolder("PATH").StringVar(&f.QueueDir)
+	var diagnosisOn bool
+	app.Flag("diagnosis.enabled", "Evaluate the diagnosis rules and serve /api/v1/diagnoses. With --no-diagnosis.enabled the gateway evaluates no rules at all.").
+		Default("true").BoolVar(&diagnosisOn)
 	app.Flag("rules.files", "Diagnosis rule files (Prometheus format), as a glob; repeatable. Default: the bundled rules/*.rules.yml. Reloaded on SIGHUP and POST /-/reload; a bad file is refused with its line and the old rules stay.").
 		PlaceHolder("GLOB").StringsVar(&f.RuleFiles)
 	app.Flag("catalog.file", "Fault catalog: pattern to conclusion, handling steps and router action, with model/driver/firmware overrides. Default: the bundled rules/catalog.yaml. Reloaded with the rules.").
@@ -106,6 +110,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	if exitCode >= 0 {
 		return exitCode
 	}
+	f.NoDiagnosis = !diagnosisOn
 	if natsListenSet {
 		f.NATSListen = &natsListen
 	}

@@ -167,6 +167,9 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		Registerer:             reg,
 	})
 	reload := func() error {
+		if f.NoDiagnosis {
+			return nil
+		}
 		return diag.Reload(ruleManager, diagnosis.RuleConfig{Files: ruleFiles, CatalogFile: catalogFile, Interval: f.EvalInterval})
 	}
 	if err := reload(); err != nil {
@@ -203,12 +206,14 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 	}
 	extra := map[string]http.Handler{
 		// The built-in page: status, fleet, diagnoses, live engine load, a PromQL box.
-		"/":                 ui.Handler(ui.Options{Gatherer: reg}),
-		"/api/v1/diagnoses": diag.Handler(),
-		"POST /-/reload":    reloadHandler(reload, logger),
+		"/":              ui.Handler(ui.Options{Gatherer: reg}),
+		"POST /-/reload": reloadHandler(reload, logger),
 	}
 	if fwd != nil {
 		extra["/api/v1/status/forward"] = fwd.StatusHandler()
+	}
+	if !f.NoDiagnosis {
+		extra["/api/v1/diagnoses"] = diag.Handler()
 	}
 	httpAPI, err := api.New(api.Options{
 		Extra:         extra,
