@@ -63,8 +63,11 @@ func startNATS(cfg NATSConfig, dataDir string, p *Publisher) (_ *natsTransport, 
 		nats.PingInterval(5 * time.Second),
 		nats.ConnectHandler(func(*nats.Conn) { t.connected() }),
 		nats.ReconnectHandler(func(*nats.Conn) { t.connected() }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			p.m.natsConnected.Set(0)
+			if nc.IsClosed() {
+				return // our own Close, not a lost server
+			}
 			t.log.log(slog.LevelWarn, "nats-disconnect", "disconnected from NATS; buffering, then dropping, until reconnected", "err", err)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
