@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -192,11 +193,12 @@ func (c *Config) validate() []fieldError {
 		add("ingest.inflight_wait", "must not be negative, got %s", c.Ingest.InflightWait)
 	}
 	if err := c.Config.Validate(); err != nil {
-		path := "remote_write"
-		if msg := err.Error(); strings.HasPrefix(msg, "forward") {
-			path = "forward"
+		// Its errors start with the path they concern, e.g. "remote_write[0]: ...".
+		path, msg := "remote_write", err.Error()
+		if p, rest, ok := strings.Cut(msg, ": "); ok && (strings.HasPrefix(p, "remote_write") || strings.HasPrefix(p, "forward")) {
+			path, msg = p, rest
 		}
-		errs = append(errs, fieldError{path, strings.TrimPrefix(strings.TrimPrefix(err.Error(), path), ": ")})
+		errs = append(errs, fieldError{path, msg})
 	}
 	if err := c.HotSeries.Validate(); err != nil {
 		for _, e := range unjoin(err) {
@@ -249,31 +251,63 @@ func yamlError(name string, doc []byte, err error) error {
 	return errors.Join(out...)
 }
 
-// lineOf finds the line of a dotted key path in a YAML document; 0 when it is absent.
+// lineOf finds the line of a dotted key path in a YAML document, the deepest part of it that
+// exists; 0 when none does. A part may select a list element: key[2] by index, key[x] by the
+// element's name.
 func lineOf(doc *yamlv3.Node, path string) int {
 	n := doc
 	if n.Kind == yamlv3.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
 	line := 0
-	for _, key := range strings.Split(path, ".") {
-		if n == nil || n.Kind != yamlv3.MappingNode {
+	for _, part := range strings.Split(path, ".") {
+		key, sel, hasSel := strings.Cut(strings.TrimSuffix(part, "]"), "[")
+		n = mappingValue(n, key, &line)
+		if n == nil {
 			return line
 		}
-		var next *yamlv3.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				line = n.Content[i].Line
-				next = n.Content[i+1]
-				break
+		if hasSel {
+			if n = listElement(n, sel); n == nil {
+				return line
 			}
+			line = n.Line
 		}
-		if next == nil {
-			return line
-		}
-		n = next
 	}
 	return line
+}
+
+// mappingValue returns the value of key in mapping n and records its line; nil when absent.
+func mappingValue(n *yamlv3.Node, key string, line *int) *yamlv3.Node {
+	if n == nil || n.Kind != yamlv3.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			*line = n.Content[i].Line
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// listElement selects an element of sequence n by index, or by its name key.
+func listElement(n *yamlv3.Node, sel string) *yamlv3.Node {
+	if n.Kind != yamlv3.SequenceNode {
+		return nil
+	}
+	if i, err := strconv.Atoi(sel); err == nil {
+		if i >= 0 && i < len(n.Content) {
+			return n.Content[i]
+		}
+		return nil
+	}
+	for _, e := range n.Content {
+		var line int
+		if v := mappingValue(e, "name", &line); v != nil && v.Value == sel {
+			return e
+		}
+	}
+	return nil
 }
 
 // lineOfValue finds the line of the first scalar whose value is v; 0 when there is none.

@@ -43,6 +43,9 @@ func TestBadConfigs(t *testing.T) {
 		},
 		"wrong_type.bad.yml":   {"wrong_type.bad.yml:2: cannot unmarshal !!str `lots` into int64"},
 		"bad_duration.bad.yml": {"bad_duration.bad.yml:2:", "30 minutes"},
+		// Paths into lists, by a group's name and by index, point at the element's line.
+		"hot_series.bad.yml":   {`hot_series.bad.yml:4: hot_series.groups[x].mode: must be interval or on-ingest, got "bogus"`},
+		"remote_write.bad.yml": {`remote_write.bad.yml:4: remote_write[1]: found multiple remote write configs with name "lt"`},
 	} {
 		t.Run(file, func(t *testing.T) {
 			_, err := LoadConfigFile(filepath.Join("testdata", file))
