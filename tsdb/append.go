@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
@@ -33,13 +34,10 @@ func (w *Window) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, 
 		created := ref == 0
 		var err error
 		for _, smp := range s.Samples {
-			var r storage.SeriesRef
-			r, err = app.Append(ref, lset, smp.ST, smp.T, smp.V, nil, nil, storage.AOptions{})
-			if err = rej.classify(err); err != nil {
+			var ok bool
+			if ok, err = appendOne(app, &rej, &ref, lset, smp.ST, smp.T, smp.V, nil, nil); err != nil {
 				break
-			}
-			if r != 0 {
-				ref = r
+			} else if ok {
 				st.Samples++
 			}
 		}
@@ -47,13 +45,8 @@ func (w *Window) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, 
 			if err != nil {
 				break
 			}
-			var r storage.SeriesRef
-			r, err = app.Append(ref, lset, h.ST, h.T, 0, h.H, h.FH, storage.AOptions{})
-			if err = rej.classify(err); err != nil {
-				break
-			}
-			if r != 0 {
-				ref = r
+			var ok bool
+			if ok, err = appendOne(app, &rej, &ref, lset, h.ST, h.T, 0, h.H, h.FH); ok {
 				st.Histograms++
 			}
 		}
@@ -87,6 +80,19 @@ func (w *Window) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, 
 		return st, fmt.Errorf("%w: %s", ingest.ErrInvalid, rej.String())
 	}
 	return st, nil
+}
+
+// appendOne appends one float or histogram sample of the series ref/lset and updates ref. It
+// reports whether the head took the sample; the error is only the gateway's own fault, the
+// head's refusals being counted in rej.
+func appendOne(app storage.AppenderV2, rej *rejections, ref *storage.SeriesRef, lset labels.Labels,
+	st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram) (bool, error) {
+	r, err := app.Append(*ref, lset, st, t, v, h, fh, storage.AOptions{})
+	if err = rej.classify(err); err != nil || r == 0 {
+		return false, err
+	}
+	*ref = r
+	return true, nil
 }
 
 // buildLabels copies request labels (which alias a pooled buffer) into a labels.Labels.
