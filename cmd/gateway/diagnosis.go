@@ -84,10 +84,6 @@ func hardwareDiagnosis(d *diagnosis.Diagnoser) func(group string, endpoint map[s
 		at     time.Time
 		byNode map[string]diagnosis.DeviceState
 	)
-	worse := func(a, b diagnosis.DeviceState) bool {
-		rank := map[diagnosis.RouterAction]int{diagnosis.Unroutable: 3, diagnosis.Deprioritize: 2, diagnosis.Observe: 1}
-		return rank[a.RouterAction] > rank[b.RouterAction]
-	}
 	return func(group string, endpoint map[string]string) map[string]string {
 		if group != "hardware" {
 			return nil
@@ -105,7 +101,7 @@ func hardwareDiagnosis(d *diagnosis.Diagnoser) func(group string, endpoint map[s
 				if st.Healthy || st.Via != "" {
 					continue
 				}
-				if old, ok := byNode[st.Node]; !ok || worse(st, old) {
+				if old, ok := byNode[st.Node]; !ok || actionRank(st.RouterAction) > actionRank(old.RouterAction) {
 					byNode[st.Node] = st
 				}
 			}
@@ -121,4 +117,17 @@ func hardwareDiagnosis(d *diagnosis.Diagnoser) func(group string, endpoint map[s
 			"router_action": string(st.RouterAction), "report_id": st.ReportID,
 		}
 	}
+}
+
+// actionRank orders router actions from the least to the most disruptive.
+func actionRank(a diagnosis.RouterAction) int {
+	switch a {
+	case diagnosis.Unroutable:
+		return 3
+	case diagnosis.Deprioritize:
+		return 2
+	case diagnosis.Observe:
+		return 1
+	}
+	return 0
 }
