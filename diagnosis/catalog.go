@@ -26,8 +26,8 @@ const (
 	Observe RouterAction = "observe"
 )
 
-// rank orders actions from the least to the most disruptive.
-func (a RouterAction) rank() int {
+// Rank orders actions from the least to the most disruptive: 0 for none or unknown.
+func (a RouterAction) Rank() int {
 	switch a {
 	case Unroutable:
 		return 3
@@ -150,7 +150,7 @@ func ParseCatalog(name string, data []byte) (*Catalog, error) {
 		if !slices.Contains(components, p.Component) {
 			return nil, bad(at("component"), "pattern %s: component %q is not one of %s", id, p.Component, strings.Join(components, ", "))
 		}
-		if p.RouterAction.rank() == 0 {
+		if p.RouterAction.Rank() == 0 {
 			return nil, bad(at("router_action"), "pattern %s: router_action %q is not unroutable, deprioritize or observe", id, p.RouterAction)
 		}
 		if len(p.Steps) == 0 {
@@ -185,7 +185,7 @@ func ParseCatalog(name string, data []byte) (*Catalog, error) {
 			if o.firmware, err = parseRange(o.When.Firmware); err != nil {
 				return nil, bad(oat("when"), "pattern %s: override %s: firmware: %v", id, o.Name, err)
 			}
-			if o.RouterAction != "" && o.RouterAction.rank() == 0 {
+			if o.RouterAction != "" && o.RouterAction.Rank() == 0 {
 				return nil, bad(oat("router_action"), "pattern %s: override %s: router_action %q is not unroutable, deprioritize or observe", id, o.Name, o.RouterAction)
 			}
 			if o.Conclusion == "" && len(o.Steps) == 0 && len(o.ExtraSteps) == 0 && o.RouterAction == "" {

@@ -563,8 +563,8 @@ func (d *Diagnoser) DeviceStates() map[string]DeviceState {
 		if a.Healthy != b.Healthy {
 			return !a.Healthy
 		}
-		if a.RouterAction.rank() != b.RouterAction.rank() {
-			return a.RouterAction.rank() > b.RouterAction.rank()
+		if a.RouterAction.Rank() != b.RouterAction.Rank() {
+			return a.RouterAction.Rank() > b.RouterAction.Rank()
 		}
 		return severityRank(a.Severity) > severityRank(b.Severity)
 	}
@@ -584,7 +584,7 @@ func (d *Diagnoser) DeviceStates() map[string]DeviceState {
 				RouterAction: r.RouterAction, ReportID: r.ID, Since: r.FirstSeen,
 			}
 			put(dev, s)
-			if r.Component == "engine" || r.RouterAction.rank() < Deprioritize.rank() {
+			if r.Component == "engine" || r.RouterAction.Rank() < Deprioritize.Rank() {
 				continue
 			}
 			for _, e := range r.Engines {

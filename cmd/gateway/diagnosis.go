@@ -101,7 +101,7 @@ func hardwareDiagnosis(d *diagnosis.Diagnoser) func(group string, endpoint map[s
 				if st.Healthy || st.Via != "" {
 					continue
 				}
-				if old, ok := byNode[st.Node]; !ok || actionRank(st.RouterAction) > actionRank(old.RouterAction) {
+				if old, ok := byNode[st.Node]; !ok || st.RouterAction.Rank() > old.RouterAction.Rank() {
 					byNode[st.Node] = st
 				}
 			}
@@ -119,15 +119,3 @@ func hardwareDiagnosis(d *diagnosis.Diagnoser) func(group string, endpoint map[s
 	}
 }
 
-// actionRank orders router actions from the least to the most disruptive.
-func actionRank(a diagnosis.RouterAction) int {
-	switch a {
-	case diagnosis.Unroutable:
-		return 3
-	case diagnosis.Deprioritize:
-		return 2
-	case diagnosis.Observe:
-		return 1
-	}
-	return 0
-}
