@@ -118,4 +118,3 @@ func hardwareDiagnosis(d *diagnosis.Diagnoser) func(group string, endpoint map[s
 		}
 	}
 }
-
