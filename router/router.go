@@ -1,6 +1,6 @@
 // Package router is what an intelligent router imports to follow Eagle Eye's hot series:
 // the typed message, and a Watcher that reads every endpoint's current state from the
-// JetStream KV bucket and then follows each update, with no gap between the two.
+// JetStream KV bucket and then follows the live subject, with no gap between the two.
 //
 // A router that only needs the live feed subscribes to the subject
 // (eagle_eye.routing_metrics) with Subscribe; one that must know every endpoint at once,
@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -102,15 +103,44 @@ type Options struct {
 	Bucket string
 	// Group is the group to follow (routing when empty).
 	Group string
+	// Subject is where the group's messages are published live: by default the built-in
+	// groups' subjects (RoutingSubject, eagle_eye.network_metrics, eagle_eye.hardware_metrics)
+	// and eagle_eye.hot.<group> for others. A group whose subject template names
+	// {endpoint} or {model} needs a wildcard here, e.g. eagle_eye.hot.mygroup.>.
+	Subject string
 	// Buffer is the Updates channel's capacity (1024 when 0). A router that does not keep
 	// up holds up its own Watcher only.
 	Buffer int
 }
 
-// Watcher follows one group's endpoints through the KV bucket.
+// DefaultSubject is the live subject of a group as the gateway publishes it by default.
+func DefaultSubject(group string) string {
+	switch group {
+	case "routing", "":
+		return RoutingSubject
+	case "network":
+		return "eagle_eye.network_metrics"
+	case "hardware":
+		return "eagle_eye.hardware_metrics"
+	}
+	return "eagle_eye.hot." + group
+}
+
+// Watcher follows one group's endpoints: their state in the KV bucket when it starts, then
+// every message. The gateway publishes each message on the group's subject at once and
+// rewrites an endpoint's KV entry at most every kv_update_interval (1 s by default), so the
+// Watcher reads both and delivers, per endpoint, only what is newer than what it delivered
+// before: live messages as they come, and a KV entry only when it carries a message the
+// live feed missed (one published just before the Watcher subscribed, or lost while the
+// connection was down).
 type Watcher struct {
+	group     string
 	kw        jetstream.KeyWatcher
+	sub       *nats.Subscription
+	live      chan *nats.Msg
 	snapshot  []Message
+	last      map[string]Message // per key, the newest message delivered (or in the snapshot)
+	pruned    int64              // when tombstones were last pruned, ms
 	updates   chan Message
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -132,6 +162,9 @@ func Watch(ctx context.Context, nc *nats.Conn, opts Options) (*Watcher, error) {
 	if opts.Group == "" {
 		opts.Group = "routing"
 	}
+	if opts.Subject == "" {
+		opts.Subject = DefaultSubject(opts.Group)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -144,12 +177,26 @@ func Watch(ctx context.Context, nc *nats.Conn, opts Options) (*Watcher, error) {
 		return nil, fmt.Errorf("hot-series bucket %s: %w", opts.Bucket, err)
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	kw, err := kv.Watch(wctx, opts.Group+".>")
-	if err != nil {
+	buf := cmp(opts.Buffer, 1024)
+	w := &Watcher{group: opts.Group, live: make(chan *nats.Msg, buf), last: map[string]Message{},
+		updates: make(chan Message, buf), cancel: cancel, done: make(chan struct{})}
+	// Live first, so that nothing published while the snapshot is read is missed.
+	if w.sub, err = nc.ChanSubscribe(opts.Subject, w.live); err != nil {
 		cancel()
+		return nil, fmt.Errorf("subscribe %s: %w", opts.Subject, err)
+	}
+	flush := func() error { return nc.FlushTimeout(10 * time.Second) }
+	if _, ok := wctx.Deadline(); ok {
+		flush = func() error { return nc.FlushWithContext(wctx) }
+	}
+	if err := flush(); err != nil {
+		w.Stop()
+		return nil, fmt.Errorf("subscribe %s: %w", opts.Subject, err)
+	}
+	if w.kw, err = kv.Watch(wctx, opts.Group+".>"); err != nil {
+		w.Stop()
 		return nil, fmt.Errorf("watch %s in %s: %w", opts.Group, opts.Bucket, err)
 	}
-	w := &Watcher{kw: kw, updates: make(chan Message, cmp(opts.Buffer, 1024)), cancel: cancel, done: make(chan struct{})}
 	// Initial values, up to the nil entry that ends them.
 	for {
 		var e jetstream.KeyValueEntry
@@ -158,7 +205,7 @@ func Watch(ctx context.Context, nc *nats.Conn, opts Options) (*Watcher, error) {
 		case <-wctx.Done():
 			w.Stop()
 			return nil, wctx.Err()
-		case e, ok = <-kw.Updates():
+		case e, ok = <-w.kw.Updates():
 		}
 		if !ok {
 			w.Stop()
@@ -172,6 +219,7 @@ func Watch(ctx context.Context, nc *nats.Conn, opts Options) (*Watcher, error) {
 		}
 		if m, err := Decode(e.Value()); err == nil {
 			w.snapshot = append(w.snapshot, m)
+			w.last[m.Key] = m
 		}
 	}
 	w.following = true
@@ -186,13 +234,29 @@ func cmp(v, def int) int {
 	return v
 }
 
+// newer reports whether m supersedes prev, the last message delivered for its key: a later
+// sequence number from the same publisher, or, from another publisher (the gateway
+// restarted, or a second one), a later publish time.
+func newer(m, prev Message) bool {
+	if m.Publisher == prev.Publisher {
+		return m.Seq > prev.Seq
+	}
+	return m.PublishTimestamp >= prev.PublishTimestamp
+}
+
 func (w *Watcher) follow(ctx context.Context) {
 	defer close(w.done)
 	defer close(w.updates)
 	for {
+		var m Message
 		select {
 		case <-ctx.Done():
 			return
+		case msg := <-w.live:
+			var err error
+			if m, err = Decode(msg.Data); err != nil || m.Group != w.group {
+				continue
+			}
 		case e, ok := <-w.kw.Updates():
 			if !ok {
 				return
@@ -200,21 +264,54 @@ func (w *Watcher) follow(ctx context.Context) {
 			if e == nil {
 				continue
 			}
-			m, err := Decode(e.Value())
+			var err error
+			m, err = Decode(e.Value())
 			if err != nil {
 				if e.Operation() == jetstream.KeyValuePut {
 					continue
 				}
-				m = Message{SchemaVersion: SchemaVersion, Key: e.Key(), Status: StatusRemoved}
+				if prev, ok := w.last[e.Key()]; ok && prev.Status == StatusRemoved {
+					continue
+				}
+				m = Message{SchemaVersion: SchemaVersion, Group: w.group, Key: e.Key()}
 			}
 			if e.Operation() != jetstream.KeyValuePut {
 				m.Status = StatusRemoved
 			}
-			select {
-			case w.updates <- m:
-			case <-ctx.Done():
-				return
-			}
+		}
+		if prev, ok := w.last[m.Key]; ok && m.Publisher != "" && !newer(m, prev) {
+			continue
+		}
+		if m.Status == StatusRemoved {
+			// A tombstone, so that the KV delete following the live message is not
+			// delivered again; dropped once old (see prune).
+			w.last[m.Key] = Message{Status: StatusRemoved, Publisher: m.Publisher, Seq: m.Seq, PublishTimestamp: m.PublishTimestamp}
+			w.prune(m.PublishTimestamp)
+		} else {
+			w.last[m.Key] = m
+		}
+		select {
+		case w.updates <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// tombstoneAge is how long a removed endpoint's tombstone is kept: far longer than a KV
+// entry can lag behind the live feed.
+const tombstoneAge = 10 * 60 * 1000 // ms
+
+// prune drops tombstones older than tombstoneAge, at most once per tombstoneAge/10, so that
+// a router watching a fleet with churning endpoints does not grow without bound.
+func (w *Watcher) prune(nowMS int64) {
+	if nowMS-w.pruned < tombstoneAge/10 {
+		return
+	}
+	w.pruned = nowMS
+	for k, m := range w.last {
+		if m.Status == StatusRemoved && nowMS-m.PublishTimestamp > tombstoneAge {
+			delete(w.last, k)
 		}
 	}
 }
@@ -230,7 +327,12 @@ func (w *Watcher) Stop() error {
 	var err error
 	w.once.Do(func() {
 		w.cancel()
-		err = w.kw.Stop()
+		if w.sub != nil {
+			err = w.sub.Unsubscribe()
+		}
+		if w.kw != nil {
+			err = errors.Join(err, w.kw.Stop())
+		}
 		if w.following {
 			<-w.done
 		}

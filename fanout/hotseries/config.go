@@ -90,6 +90,13 @@ type NATSConfig struct {
 	KVStorage string `yaml:"kv_storage"`
 	// KVTTL drops keys not updated for this long (default 1h; at least 2 × removed_after).
 	KVTTL model.Duration `yaml:"kv_ttl"`
+	// KVUpdateInterval is the most often an endpoint's KV entry is rewritten (default 1s; 0:
+	// on every message). Every message still goes out on the subject at once; the KV entry
+	// is for routers that join late, and rewriting it for every on-ingest message would
+	// double the server's work and slow the live feed. Status changes (stale, removed,
+	// fresh again) are written at once, and an entry left behind is brought up to date
+	// within the interval.
+	KVUpdateInterval model.Duration `yaml:"kv_update_interval"`
 	// ReconnectBufferBytes bounds what is buffered while disconnected (default 8 MiB); past
 	// it messages are dropped and counted.
 	ReconnectBufferBytes int `yaml:"reconnect_buffer_bytes"`
@@ -251,6 +258,7 @@ func DefaultConfig() Config {
 			Bucket:               DefaultBucket,
 			KVStorage:            "file",
 			KVTTL:                model.Duration(time.Hour),
+			KVUpdateInterval:     model.Duration(time.Second),
 			ReconnectBufferBytes: 8 << 20,
 		},
 		ZMQ: ZMQConfig{
@@ -329,6 +337,9 @@ func (c *Config) Validate() error {
 		}
 		if c.NATS.KVTTL < 0 {
 			add("nats.kv_ttl", "must not be negative, got %s", c.NATS.KVTTL)
+		}
+		if c.NATS.KVUpdateInterval < 0 {
+			add("nats.kv_update_interval", "must not be negative, got %s", c.NATS.KVUpdateInterval)
 		}
 		n := 0
 		for _, set := range []bool{c.NATS.User != "" || c.NATS.Password != "", c.NATS.Token != "", c.NATS.CredsFile != "", c.NATS.NKeySeedFile != ""} {

@@ -55,6 +55,7 @@ type field struct {
 //
 // Lock order: mu, then an endpoint's mu. dirtyMu is never held with another lock.
 type group struct {
+	idx            int // in Publisher.groups
 	name           string
 	matchers       [][]*labels.Matcher // any of them; none: every series
 	endpointLabels []string

@@ -249,13 +249,15 @@ func (t *natsTransport) ensureBucket(ctx context.Context) error {
 
 func (t *natsTransport) send(m *outMessage) {
 	var err error
-	if m.subject != "" {
+	if m.subject != "" && !m.kvOnly {
 		err = t.nc.Publish(m.subject, m.data)
 	}
 	var kvErr error
-	if m.removed {
+	switch {
+	case m.noKV:
+	case m.removed:
 		kvErr = t.nc.PublishMsg(&nats.Msg{Subject: t.kvPrefix + m.kvKey, Header: nats.Header{"KV-Operation": []string{"DEL"}}, Data: m.data})
-	} else {
+	default:
 		kvErr = t.nc.Publish(t.kvPrefix+m.kvKey, m.data)
 	}
 	if err == nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 
@@ -257,7 +258,69 @@ func TestNATSExternalServerRestart(t *testing.T) {
 	if last.Seq <= uint64(len(fleet)) {
 		t.Errorf("seq after restart %d: the sequence continues per publisher", last.Seq)
 	}
-	// The KV bucket survived the restart (file storage) and has the new state.
+	// The KV bucket survived the restart (file storage) and has the new state, within
+	// kv_update_interval.
+	var n int
+	found := false
+	waitFor(t, 5*time.Second, "the KV entry to catch up", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		w, err := router.Watch(ctx, nc, router.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = w.Stop() }()
+		n = len(w.Snapshot())
+		for _, m := range w.Snapshot() {
+			if m.Endpoint["pod"] == fleet[0].pod {
+				found = m.Metrics["num_requests_waiting"] == 99
+			}
+		}
+		return n == len(fleet) && found
+	})
+}
+
+// TestKVUpdateInterval writes one endpoint 20 times in quick succession in on-ingest mode:
+// every write goes out live at once, while the KV entry is written for the first one and
+// brought up to date once kv_update_interval has passed. A Watcher started in between
+// delivers each message once, in order, and ends on the last value, whichever of the live
+// feed and the KV entry brings it first.
+func TestKVUpdateInterval(t *testing.T) {
+	cfg := routingOnlyMode(ModeOnIngest, time.Second)
+	cfg.Groups[0].MinGap = model.Duration(time.Millisecond)
+	cfg.NATS.KVUpdateInterval = model.Duration(500 * time.Millisecond)
+	p := startPublisher(t, Options{Config: cfg})
+	nc, err := nats.Connect(p.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var live collector
+	sub, err := router.Subscribe(nc, router.RoutingSubject, live.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	fleet := testFleet()[:1]
+	now := time.Now().UnixMilli()
+	const writes = 20
+	began := time.Now()
+	for i := 1; i <= writes; i++ {
+		fleet[0].waiting = float64(i)
+		write(t, p, fleetRequest(fleet, now+int64(i)*10, i))
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitFor(t, 5*time.Second, "every write live", func() bool { return len(live.snapshot()) == writes })
+	for i, m := range live.snapshot() {
+		if m.Metrics["num_requests_waiting"] != float64(i+1) {
+			t.Fatalf("live message %d has waiting %v, want %d", i, m.Metrics["num_requests_waiting"], i+1)
+		}
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	w, err := router.Watch(ctx, nc, router.Options{})
@@ -265,13 +328,44 @@ func TestNATSExternalServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = w.Stop() }()
-	found := false
-	for _, m := range w.Snapshot() {
-		if m.Endpoint["pod"] == fleet[0].pod {
-			found = m.Metrics["num_requests_waiting"] == 99
+	if len(w.Snapshot()) != 1 {
+		t.Fatalf("snapshot has %d endpoints, want 1", len(w.Snapshot()))
+	}
+	last := w.Snapshot()[0]
+	for last.Metrics["num_requests_waiting"] != writes {
+		select {
+		case m := <-w.Updates():
+			if m.Seq <= last.Seq {
+				t.Fatalf("update seq %d after %d: delivered twice or out of order", m.Seq, last.Seq)
+			}
+			last = m
+		case <-ctx.Done():
+			t.Fatalf("the Watcher never saw the last value; it has %v", last.Metrics)
 		}
 	}
-	if len(w.Snapshot()) != len(fleet) || !found {
-		t.Errorf("KV after restart: %d endpoints, %s updated: %v", len(w.Snapshot()), fleet[0].pod, found)
+	// Nothing more: the KV catch-up carries a message already delivered.
+	select {
+	case m := <-w.Updates():
+		t.Errorf("extra update seq %d after the last one", m.Seq)
+	case <-time.After(time.Second):
+	}
+
+	// The bucket's stream stored a handful of entries, not one per message.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "KV_"+DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One write per started interval, plus the catch-up.
+	maxPuts := uint64(time.Since(began)/(500*time.Millisecond)) + 2
+	if got := info.State.LastSeq; got < 2 || got > maxPuts {
+		t.Errorf("KV stream has %d entries after %d live messages, want 2..%d", got, writes, maxPuts)
 	}
 }

@@ -21,7 +21,11 @@ type outMessage struct {
 	topic   string // ZeroMQ topic
 	kvKey   string // key in the KV bucket
 	removed bool   // delete the key instead of putting it
-	data    []byte
+	// noKV: the endpoint's KV entry was written less than kv_update_interval ago; this
+	// message goes out live only. kvOnly: the entry is being brought up to date with the
+	// last message, which went out live before; nothing goes out live.
+	noKV, kvOnly bool
+	data         []byte
 }
 
 // transport delivers messages. send must not block for long and must copy what it keeps;
@@ -224,6 +228,11 @@ func (p *Publisher) sweep(g *group, sc *scratch, now time.Time) {
 					delete(ep.series, h)
 				}
 			}
+			if m, ok := p.kvCatchUp(g, ep, nowNS); ok {
+				ep.mu.Unlock()
+				p.sendAll(&m) // m.data is ep.kvData, written only on this goroutine
+				continue
+			}
 		}
 		ep.mu.Unlock()
 	}
@@ -255,8 +264,20 @@ func (p *Publisher) sweep(g *group, sc *scratch, now time.Time) {
 func (p *Publisher) sendAll(m *outMessage) {
 	for i, t := range p.transports {
 		t.send(m)
-		p.m.published[i].WithLabelValues(m.group).Inc()
+		if !m.kvOnly {
+			p.m.published[i].WithLabelValues(m.group).Inc()
+		}
 	}
+}
+
+// kvCatchUp returns the message that brings ep's KV entry up to date, when a fresh message
+// skipped it and kv_update_interval has passed since the entry was written. ep.mu is held.
+func (p *Publisher) kvCatchUp(g *group, ep *endpoint, nowNS int64) (outMessage, bool) {
+	if !ep.kvBehind || nowNS-ep.kvAt < p.kvEvery {
+		return outMessage{}, false
+	}
+	ep.kvAt, ep.kvBehind = nowNS, false
+	return outMessage{group: g.name, kvKey: ep.kvKey, kvOnly: true, data: ep.kvData}, true
 }
 
 // encode computes ep's fields and encodes its message into sc.buf. ep.mu is held.
@@ -383,7 +404,18 @@ func (p *Publisher) encode(g *group, sc *scratch, ep *endpoint, now time.Time, s
 	b = strconv.AppendInt(b, now.UnixMilli(), 10)
 	b = append(b, '}')
 	sc.buf = b
-	return outMessage{group: g.name, subject: ep.subject, topic: ep.topic, kvKey: ep.kvKey, removed: status == statusRemoved, data: b}
+	m := outMessage{group: g.name, subject: ep.subject, topic: ep.topic, kvKey: ep.kvKey, removed: status == statusRemoved, data: b}
+	// A fresh message following a fresh one within kv_update_interval skips the KV entry and
+	// leaves a copy for sweep to write later; any change of status is written at once.
+	nowNS := now.UnixNano()
+	if status == statusFresh && ep.kvStatus == statusFresh && nowNS-ep.kvAt < p.kvEvery {
+		m.noKV = true
+		ep.kvBehind = true
+		ep.kvData = append(ep.kvData[:0], b...)
+	} else {
+		ep.kvAt, ep.kvStatus, ep.kvBehind = nowNS, status, false
+	}
+	return m
 }
 
 func appendFields(b []byte, g *group, vals []float64, has []bool) []byte {

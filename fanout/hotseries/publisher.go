@@ -50,6 +50,7 @@ type Publisher struct {
 	cache                *seriesCache
 	maxEndpoints         int
 	maxSeriesPerEndpoint int
+	kvEvery              int64 // nats.kv_update_interval, ns
 	m                    *metrics
 	annotate             func(group string, endpoint map[string]string) map[string]string
 
@@ -101,6 +102,7 @@ func New(opts Options) (*Publisher, error) {
 		maxEndpoints:         cmpOr(cfg.MaxEndpointsPerGroup, 10000),
 		maxSeriesPerEndpoint: cmpOr(cfg.MaxSeriesPerEndpoint, 1024),
 		transports:           opts.transports,
+		kvEvery:              int64(cfg.NATS.KVUpdateInterval),
 		stop:                 make(chan struct{}),
 	}
 	if p.now == nil {
@@ -115,6 +117,7 @@ func New(opts Options) (*Publisher, error) {
 			if err != nil {
 				return nil, fmt.Errorf("hot_series: %w", err)
 			}
+			g.idx = len(p.groups)
 			p.groups = append(p.groups, g)
 		}
 	}

@@ -52,6 +52,13 @@ type endpoint struct {
 	topic       string
 	subjModel   string
 	subjSet     bool
+
+	// The KV entry, owned by the group's publishing goroutine: when it was last written, with
+	// which status, and whether a later fresh message skipped it (kvData holds that message).
+	kvAt     int64
+	kvStatus string
+	kvBehind bool
+	kvData   []byte
 }
 
 // cacheShards splits the series-membership cache to keep concurrent writers apart.

@@ -3,6 +3,7 @@ package hotseries
 import (
 	"context"
 	"math"
+	"runtime"
 
 	"github.com/prometheus/prometheus/model/value"
 
@@ -21,19 +22,48 @@ func (p *Publisher) Write(_ context.Context, req *ingest.Request) (ingest.Stats,
 	var stats ingest.Stats
 	now := p.now().UnixNano()
 	hot := len(p.groups) > 0
+	var wake uint64 // groups with newly dirty endpoints, by index (63: 63 and up)
 	for i := range req.Series {
 		s := &req.Series[i]
 		stats.Samples += len(s.Samples)
 		stats.Histograms += len(s.Histograms)
 		stats.Exemplars += len(s.Exemplars)
 		if hot && len(s.Samples) > 0 {
-			p.writeSeries(s, now)
+			wake |= p.writeSeries(s, now)
 		}
+	}
+	if wake != 0 {
+		p.wake(wake)
 	}
 	return stats, nil
 }
 
-func (p *Publisher) writeSeries(s *ingest.Series, now int64) {
+// wake tells the publishing goroutines of the groups in mask that endpoints are dirty, once
+// per Write rather than per series, then yields to them. A goroutine woken by a channel send
+// waits on the waker's own processor until the waker blocks or is preempted (up to 10 ms
+// later) unless another processor is idle to take it; a writer that goes on decoding or
+// appending would hold the publisher that long. Yielding hands the processor over at once:
+// publishing a few messages takes microseconds, and the writer is rescheduled right after.
+func (p *Publisher) wake(mask uint64) {
+	woke := false
+	for i, g := range p.groups {
+		if mask&(1<<min(i, 63)) == 0 {
+			continue
+		}
+		select {
+		case g.notify <- struct{}{}:
+			woke = woke || g.onIngest
+		default:
+		}
+	}
+	if woke {
+		runtime.Gosched()
+	}
+}
+
+// writeSeries records the newest sample of s in every group state it feeds and returns the
+// groups (wake mask bits) that have an endpoint newly marked dirty.
+func (p *Publisher) writeSeries(s *ingest.Series, now int64) (wake uint64) {
 	// The newest sample is all that is kept.
 	smp := s.Samples[0]
 	for _, x := range s.Samples[1:] {
@@ -42,7 +72,7 @@ func (p *Publisher) writeSeries(s *ingest.Series, now int64) {
 		}
 	}
 	if smp.V >= dcgmBlank {
-		return
+		return 0
 	}
 	key := keyOf(s)
 	for range 2 { // a second pass only when a state was removed under us
@@ -50,7 +80,7 @@ func (p *Publisher) writeSeries(s *ingest.Series, now int64) {
 		if e == nil {
 			e = p.resolve(s, now)
 			if e == nil {
-				return
+				return wake
 			}
 			if n := p.cache.put(key, e); n > 0 {
 				p.m.cacheEvictions.Add(float64(n))
@@ -58,22 +88,28 @@ func (p *Publisher) writeSeries(s *ingest.Series, now int64) {
 		}
 		alive := true
 		for _, st := range e.states {
-			alive = p.update(st, smp.T, smp.V, now) && alive
+			ok, enqueued := p.update(st, smp.T, smp.V, now)
+			alive = ok && alive
+			if enqueued {
+				wake |= 1 << min(st.ep.g.idx, 63)
+			}
 		}
 		if alive {
-			return
+			return wake
 		}
 		p.cache.put(key, nil) // resolve again on the next pass
 	}
+	return wake
 }
 
-// update records a sample in st; it returns false when st was removed from its endpoint.
-func (p *Publisher) update(st *seriesState, t int64, v float64, now int64) bool {
+// update records a sample in st. It reports false when st was removed from its endpoint, and
+// whether the endpoint was newly put on its group's dirty list.
+func (p *Publisher) update(st *seriesState, t int64, v float64, now int64) (alive, enqueued bool) {
 	ep := st.ep
 	ep.mu.Lock()
 	if st.dead {
 		ep.mu.Unlock()
-		return false
+		return false, false
 	}
 	switch {
 	case value.IsStaleNaN(v):
@@ -89,7 +125,7 @@ func (p *Publisher) update(st *seriesState, t int64, v float64, now int64) bool 
 		st.arrival = now
 	default: // older than what we have
 		ep.mu.Unlock()
-		return true
+		return true, false
 	}
 	if st.arrival != 0 {
 		ep.lastArrival = max(ep.lastArrival, now)
@@ -107,12 +143,8 @@ func (p *Publisher) update(st *seriesState, t int64, v float64, now int64) bool 
 		g.dirtyMu.Lock()
 		g.dirty = append(g.dirty, ep)
 		g.dirtyMu.Unlock()
-		select {
-		case g.notify <- struct{}{}:
-		default:
-		}
 	}
-	return true
+	return true, enqueue
 }
 
 // seriesValue is what one series contributes for a role, and whether it has a value.

@@ -73,6 +73,9 @@ func (t *zmqTransport) run() {
 }
 
 func (t *zmqTransport) send(m *outMessage) {
+	if m.kvOnly {
+		return
+	}
 	msg := zmqMsg{topic: []byte(m.topic), data: append([]byte(nil), m.data...)}
 	select {
 	case t.queue <- msg:
