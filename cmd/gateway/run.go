@@ -101,7 +101,7 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 				logger.Error("close forwarding queues", "err", err)
 			}
 		}()
-		// First: a 2xx promises the samples are in every destination's queue.
+		// A 2xx promises the samples are in every destination's queue.
 		sinks = append(sinks, fwd)
 	}
 	sinks = append(sinks, window)
@@ -120,8 +120,11 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 				logger.Error("close hot series", "err", err)
 			}
 		}()
-		// After the window: the tap never blocks nor fails a write.
-		sinks = append(sinks, hot)
+		// First: the tap takes microseconds and never blocks nor fails a write, so routers
+		// hear of a sample before the forwarding queue and the window have taken it. A
+		// request that a later sink refuses is sent again; the tap takes a resent sample as
+		// the same one.
+		sinks = append([]ingest.Sink{hot}, sinks...)
 	}
 
 	if f.EvalInterval <= 0 {
