@@ -14,6 +14,9 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/eagle-eye-ai/eagle-eye/internal/fleet"
+
+	"github.com/eagle-eye-ai/eagle-eye/fanout/hotseries"
+	"github.com/eagle-eye-ai/eagle-eye/ingest"
 )
 
 // decoded is one sample read back from a payload.
@@ -230,4 +233,59 @@ func TestRunAgainstServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRouterProbe runs a small load against the real ingest handler feeding the real
+// hot-series publisher (routing group on ingest, embedded NATS on loopback) with the router
+// probe on: the probe's writes come back on the routing subject and the report has their
+// latency.
+func TestRouterProbe(t *testing.T) {
+	cfg := hotseries.DefaultConfig()
+	cfg.BuiltinGroups = nil
+	cfg.NATS.ListenAddress = "127.0.0.1:0"
+	cfg.NATS.StoreDir = t.TempDir()
+	cfg.ZMQ.Enabled = false
+	cfg.Groups = []hotseries.GroupConfig{{
+		Name: "routing", EndpointLabels: []string{"namespace", "pod"}, ModelLabel: "model_name",
+		NATSSubject: hotseries.RoutingSubject, Mode: hotseries.ModeOnIngest,
+		Fields: map[string]hotseries.FieldConfig{
+			"num_requests_waiting": {Sources: []hotseries.SourceConfig{{Metrics: hotseries.Names{"vllm:num_requests_waiting"}}}},
+		},
+	}}
+	pub, err := hotseries.New(hotseries.Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	go pub.Run(t.Context()) //nolint:errcheck // returns when the test ends
+	h, err := ingest.NewHandler(ingest.Options{Sinks: []ingest.Sink{pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	f := Flags{URL: srv.URL, Protocol: string(RW2), Series: 2000, SamplesPerRequest: 500, Concurrency: 2,
+		Requests: 40, Rate: 40000, Step: time.Second, Timeout: 5 * time.Second, ClockTicks: 100,
+		RouterNATS: pub.NATSURL(), ProbeInterval: 5 * time.Millisecond}
+	rep, err := run(t.Context(), &f, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Router
+	if r == nil || r.Sent < 50 || r.Failed != 0 || r.Received < r.Sent*9/10 {
+		t.Fatalf("router probe: %+v, want ≥ 50 probes, nearly all received", r)
+	}
+	if r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P99 {
+		t.Errorf("latencies out of order: %+v", r)
+	}
+	var sb strings.Builder
+	rep.Write(&sb)
+	if !strings.Contains(sb.String(), "router latency p99:") {
+		t.Errorf("report:\n%s", sb.String())
+	}
+	t.Logf("%d probes: p50 %s p99 %s", r.Received, r.P50, r.P99)
 }

@@ -37,6 +37,8 @@ type Flags struct {
 	PID               int
 	ClockTicks        int64
 	Progress          time.Duration
+	RouterNATS        string
+	ProbeInterval     time.Duration
 }
 
 func main() {
@@ -78,6 +80,10 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		Default("100").Int64Var(&f.ClockTicks)
 	app.Flag("progress", "Interval between progress lines on stderr; 0 turns them off.").
 		Default("5s").DurationVar(&f.Progress)
+	app.Flag("router.nats-url", "NATS server of the gateway's hot-series feed (e.g. nats://127.0.0.1:4222). When set, loadgen also acts as a router while the load runs: every --router.probe-interval it writes a two-series vLLM request for one of 100 endpoints of its own (namespace loadgen, pods loadgen-probe-N) and times how long the value takes to arrive on eagle_eye.routing_metrics, from just before the write to the message; the report adds p50, p99 and max. The gateway's routing group must publish on ingest (mode: on-ingest) for this to measure ingest latency rather than the publishing interval.").
+		StringVar(&f.RouterNATS)
+	app.Flag("router.probe-interval", "Time between two router probe writes.").
+		Default("5ms").DurationVar(&f.ProbeInterval)
 
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
@@ -117,6 +123,8 @@ func (f *Flags) validate() error {
 		return errors.New("--step must be a positive whole number of milliseconds")
 	case f.PID < 0 || f.ClockTicks <= 0:
 		return errors.New("--pid must not be negative and --clock-ticks must be positive")
+	case f.RouterNATS != "" && f.ProbeInterval <= 0:
+		return errors.New("--router.probe-interval must be positive")
 	}
 	return nil
 }
@@ -200,6 +208,23 @@ func run(ctx context.Context, f *Flags, log io.Writer) (*Report, error) {
 		defer cancel()
 	}
 
+	var probe *routerProbe
+	probeDone := make(chan struct{})
+	if f.RouterNATS != "" {
+		probe, err = startRouterProbe(f.URL, f.RouterNATS, f.ProbeInterval, f.Timeout)
+		if err != nil {
+			return nil, err
+		}
+	}
+	probeCtx, stopProbe := context.WithCancel(runCtx)
+	defer stopProbe()
+	go func() {
+		defer close(probeDone)
+		if probe != nil {
+			probe.run(probeCtx)
+		}
+	}()
+
 	gates := make([]gate, per)
 	for i := range gates {
 		gates[i].cond.L = &gates[i].mu
@@ -276,6 +301,8 @@ func run(ctx context.Context, f *Flags, log io.Writer) (*Report, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	close(finished)
+	stopProbe()
+	<-probeDone
 
 	if server != nil {
 		after, err := ReadProc(f.PID)
@@ -297,6 +324,10 @@ func run(ctx context.Context, f *Flags, log io.Writer) (*Report, error) {
 		Bytes:      sentBytes.Load(),
 		Server:     server,
 		ClockTicks: f.ClockTicks,
+	}
+	if probe != nil {
+		r := probe.finish(2 * time.Second)
+		rep.Router = &r
 	}
 	if done := int(doneReqs.Load()); done < total {
 		reason := "time limit (--duration)"

@@ -154,6 +154,7 @@ type Report struct {
 	Server       *ServerUsage
 	ClockTicks   int64
 	StoppedEarly string
+	Router       *RouterLatency
 }
 
 // ServerUsage is the server's CPU and memory over the run.
@@ -213,6 +214,9 @@ func (rep *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "latency p99:         %s\n", Quantile(lat, 0.99).Round(10*time.Microsecond))
 	if rep.StoppedEarly != "" {
 		fmt.Fprintf(w, "stopped early:       %s\n", rep.StoppedEarly)
+	}
+	if rep.Router != nil {
+		rep.Router.Write(w)
 	}
 	if u := rep.Server; u != nil {
 		cpu := u.CPUSeconds(rep.ClockTicks)
