@@ -25,7 +25,7 @@ type shard struct {
 
 	r        segReader
 	b        batch
-	defs     map[uint64]*seriesDef // definitions of segment defsSeg's series (this shard's)
+	defs     *defTable // definitions of segment defsSeg's series (this shard's), and the segment's before
 	defsSeg  uint32
 	enc      *wireEncoder
 	lastT    map[uint64]int64
@@ -44,7 +44,7 @@ func newShard(d *destination, idx int, start, maybeUntil pos, pf *progressFile) 
 	qc := d.rw.QueueConfig
 	return &shard{
 		d: d, idx: idx, n: d.opts.shards, pos: start, done: start, maybeUntil: maybeUntil,
-		enc: newWireEncoder(d.v2), lastT: map[uint64]int64{}, prog: pf,
+		enc: newWireEncoder(d.v2), defs: newDefTable(), lastT: map[uint64]int64{}, prog: pf,
 		saved:    shardProgress{done: start, attempted: maybeUntil, shards: d.opts.shards},
 		maxBatch: qc.MaxSamplesPerSend, deadline: time.Duration(qc.BatchSendDeadline),
 		minBack: max(time.Duration(qc.MinBackoff), time.Millisecond), maxBack: max(time.Duration(qc.MaxBackoff), time.Duration(qc.MinBackoff), time.Millisecond),
@@ -169,7 +169,7 @@ func (s *shard) add(data []byte, start, end pos) {
 // prime starts the series definitions of start's segment, learning those of the records
 // before start (a shard resuming in the middle of a segment).
 func (s *shard) prime(start pos) {
-	s.defs = map[uint64]*seriesDef{} // batches in flight keep their own pointers
+	s.defs.next() // batches in flight keep their own pointers
 	s.defsSeg = start.seg()
 	var scratch batch
 	for p := mkpos(start.seg(), segHdrLen); p < start; {
