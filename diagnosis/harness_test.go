@@ -135,6 +135,21 @@ func (h *harness) flush() {
 	}
 }
 
+// ruleErrors lists the rules whose last evaluation failed, as "group/rule: error". A rule
+// that fails (a selector whose series clash once a function drops their names, say) fires
+// nothing, so a test that only counts alerts would not notice.
+func (h *harness) ruleErrors() []string {
+	var out []string
+	for _, g := range h.groups {
+		for _, r := range g.Rules() {
+			if err := r.LastError(); err != nil {
+				out = append(out, g.Name()+"/"+r.Name()+": "+err.Error())
+			}
+		}
+	}
+	return out
+}
+
 // firing lists the alerts in the firing state, as "alertname{signal}".
 func (h *harness) firing() []string {
 	var out []string

@@ -6,7 +6,8 @@ import (
 )
 
 // TestHealthyFleet: 1000 GPUs (125 nodes × 8), 250 engines and 64 NPUs with realistic noise
-// for one simulated hour (15 s samples, rules every 30 s) raise no alert and no report.
+// for one simulated hour (15 s samples, rules every 30 s) raise no alert and no report, and
+// no rule fails to evaluate.
 func TestHealthyFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("one simulated hour of 1000 GPUs")
@@ -34,6 +35,9 @@ func testHealthy(t *testing.T, nodes, engines, npuNodes int, span, step, interva
 		}
 		h.eval(el)
 		evals++
+		if errs := h.ruleErrors(); len(errs) > 0 {
+			t.Fatalf("at %s: %v", el, errs)
+		}
 		if f := h.firing(); len(f) > 0 {
 			t.Fatalf("at %s: firing %v", el, f)
 		}
