@@ -12,46 +12,6 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// noDataYet lists the panels (file|title, or file|title|refId for one query of a panel) that
-// may return no data on the simulated fleet, each with the reason. Remove an entry when its
-// source lands: the data test logs every allowlisted query that does return data.
-var noDataYet = map[string]string{
-	// The simulator emits TTFT histograms but no inter-token latency histograms.
-	"inference-sla.json|Inter-token latency by model": "simulator emits no vllm:inter_token_latency_seconds / sglang:inter_token_latency_seconds",
-
-	// Endpoint-picker metrics come from the Gateway API Inference Extension / llm-d router's
-	// own /metrics, scraped as a probe engine target; the simulator has no picker.
-	"ai-gateway.json|Requests/s by model":                  "no endpoint picker in the simulated fleet",
-	"ai-gateway.json|Success rate by model":                "no endpoint picker in the simulated fleet",
-	"ai-gateway.json|Request latency p90 by model":         "no endpoint picker in the simulated fleet",
-	"ai-gateway.json|Normalised time per output token p90": "no endpoint picker in the simulated fleet",
-	"ai-gateway.json|Tokens/s by model (picker)":           "no endpoint picker in the simulated fleet",
-	"ai-gateway.json|Pool mean KV-cache use":               "no endpoint picker in the simulated fleet",
-	"ai-gateway.json|Pool mean queue size":                 "no endpoint picker in the simulated fleet",
-	"ai-gateway.json|Pool ready pods":                      "no endpoint picker in the simulated fleet",
-
-	// Diagnosis (rules, reports, eagle_eye_diagnosis_active, ALERTS) is not wired into the
-	// gateway yet.
-	"diagnosis.json|Active diagnoses":             "diagnosis not in the gateway yet: eagle_eye_diagnosis_active",
-	"diagnosis.json|Active diagnoses by severity": "diagnosis not in the gateway yet: eagle_eye_diagnosis_active",
-	"diagnosis.json|Active reports":               "diagnosis not in the gateway yet: eagle_eye_diagnosis_active",
-	"diagnosis.json|Firing alerts":                "no rule files loaded yet, so no ALERTS series",
-
-	// The simulator's InfiniBand ports have no error counters and it has no plain NICs.
-	"network.json|InfiniBand errors/s":    "simulator emits no node_infiniband_*error* counters",
-	"network.json|NIC errors and drops/s": "simulator emits no node_network_* series",
-
-	// Forwarding is not wired into the gateway yet, so eagle_eye_forward_* is absent.
-	"gateway-health.json|Forwarding lag (oldest queued sample)":  "forwarding not in the gateway yet",
-	"gateway-health.json|Forward queue size":                     "forwarding not in the gateway yet",
-	"gateway-health.json|Samples forwarded / dropped per second": "forwarding not in the gateway yet",
-}
-
-type dashboard struct {
-	file string
-	raw  map[string]any
-}
-
 type panel struct {
 	ID         int              `json:"id"`
 	Type       string           `json:"type"`
@@ -90,25 +50,12 @@ type dashboardDoc struct {
 	} `json:"templating"`
 }
 
-// query is one panel query, named for messages and the allowlist.
+// query is one panel query, named for messages.
 type query struct {
 	file, title, refID, expr string
 }
 
-func (q query) key() string    { return q.file + "|" + q.title }
 func (q query) String() string { return fmt.Sprintf("%s / %q / %s", q.file, q.title, q.refID) }
-func (q query) allowed() string {
-	return firstNonEmpty(noDataYet[q.key()+"|"+q.refID], noDataYet[q.key()])
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
 
 func loadAll(t *testing.T) map[string]dashboardDoc {
 	t.Helper()
@@ -249,17 +196,6 @@ func TestShape(t *testing.T) {
 				}
 			}
 		})
-	}
-	for k := range noDataYet {
-		parts := strings.Split(k, "|")
-		d, ok := docs[parts[0]]
-		found := false
-		if ok {
-			walk(d.Panels, func(p panel) { found = found || p.Title == parts[1] })
-		}
-		if !found {
-			t.Errorf("allowlist entry %q names no panel", k)
-		}
 	}
 }
 

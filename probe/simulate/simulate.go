@@ -1,8 +1,14 @@
 // Package simulate makes a synthetic fleet — nodes of NVIDIA GPUs, a node of Ascend NPUs,
-// vLLM and SGLang engines, InfiniBand ports — that produces the same series as the real
-// collectors (dcgm-exporter names for GPUs, npu_chip_info_* for NPUs, vllm:* and sglang:* for
-// engines, node_exporter's InfiniBand names), with scripted faults. Every node also reports
-// eagle_eye_probe_simulated 1, so synthetic data is never mistaken for a real fleet.
+// vLLM and SGLang engines, one endpoint picker per model pool, InfiniBand ports and Ethernet
+// NICs — that produces the same series as the real collectors and exporters (dcgm-exporter
+// names for GPUs, npu_chip_info_* for NPUs, vllm:* and sglang:* for engines, the Gateway API
+// Inference Extension's inference_objective_* and inference_pool_* for pickers,
+// node_exporter's node_infiniband_* and node_network_*), with scripted faults. Every node also
+// reports eagle_eye_probe_simulated 1, so synthetic data is never mistaken for a real fleet.
+//
+// Apart from the scripted faults and the slow HBM wear of one NPU in five, the fleet stays
+// clear of the diagnosis rules' thresholds (queues under 5, KV cache under 80%, links up and
+// under 90% of their rate, error counters flat), so its diagnoses are the injected ones.
 //
 // Values are deterministic functions of the node, the device and the time since start, plus
 // counters that accumulate; a Fleet is one Collector and is called from one goroutine.
@@ -33,6 +39,7 @@ type Options struct {
 type Fleet struct {
 	o       Options
 	nodes   []*node
+	pools   []*pool
 	started bool
 	last    time.Time
 	fired   map[int]bool // faults whose one-shot effect happened
@@ -45,6 +52,7 @@ type node struct {
 	engines []*engine
 	npus    []*npu
 	ports   []*port
+	nics    []*nic
 }
 
 type gpu struct {
@@ -62,11 +70,23 @@ type gpu struct {
 type engine struct {
 	idx                  int
 	kind                 string // vllm or sglang
+	model                string
 	labels               []probe.Label
 	prompt, gen, preempt float64
 	queries, hits        float64
-	ttft                 []float64 // cumulative bucket counts
-	ttftSum, requests    float64
+	requests             float64
+	ttft, itl            *histogram
+	// This collection's load and requests, read by the model's endpoint picker after every
+	// engine has been collected.
+	running, waiting, kv float64
+	step                 engineStep
+}
+
+// engineStep is what one engine did in one collection.
+type engineStep struct {
+	requests       float64 // finished
+	prompt, gen    float64 // tokens
+	ttft, interTok float64 // seconds
 }
 
 type npu struct {
@@ -77,14 +97,14 @@ type npu struct {
 	sbeBase  float64 // lifetime single-bit errors before start
 }
 
-type port struct {
-	dev    string
-	port   int
-	labels []probe.Label
-	tx, rx float64 // bytes
-}
-
 var ttftBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+
+// itlBuckets are a subset of vLLM's inter-token latency buckets.
+var itlBuckets = []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1}
+
+// outputTokens is every simulated request's length: requests finish at the generation rate
+// divided by it.
+const outputTokens = 250
 
 var models = []string{"meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-72B-Instruct", "deepseek-ai/DeepSeek-V3", "mistralai/Mixtral-8x7B-Instruct-v0.1"}
 
@@ -112,6 +132,7 @@ func New(o Options) (*Fleet, error) {
 	for n := range max(o.NPUNodes, 0) {
 		f.nodes = append(f.nodes, newNPUNode(o.Nodes+n))
 	}
+	f.pools = newPools(f.nodes)
 	names := map[string]bool{}
 	for _, nd := range f.nodes {
 		names[nd.name] = true
@@ -147,10 +168,11 @@ func newGPUNode(n, gpus, engines int) *node {
 		if e%2 == 1 {
 			kind, port, job = "sglang", 30000+e, "sglang"
 		}
+		model := models[(n+e)%len(models)]
 		nd.engines = append(nd.engines, &engine{
-			idx: e, kind: kind, ttft: make([]float64, len(ttftBuckets)+1),
+			idx: e, kind: kind, model: model, ttft: newHistogram(ttftBuckets), itl: newHistogram(itlBuckets),
 			labels: []probe.Label{
-				probe.L("model_name", models[(n+e)%len(models)]),
+				probe.L("model_name", model),
 				probe.L("engine", "0"),
 				probe.L("instance", fmt.Sprintf("%s:%d", nd.name, port)),
 				probe.L("job", job),
@@ -160,11 +182,8 @@ func newGPUNode(n, gpus, engines int) *node {
 			},
 		})
 	}
-	for i := range 2 {
-		dev := "mlx5_" + strconv.Itoa(i)
-		nd.ports = append(nd.ports, &port{dev: dev, port: 1,
-			labels: []probe.Label{probe.L("device", dev), probe.L("port", "1"), probe.L("node", nd.name)}})
-	}
+	nd.ports = newPorts(n, nd.name)
+	nd.nics = newNICs(n, nd.name)
 	return nd
 }
 
@@ -183,6 +202,7 @@ func newNPUNode(n int) *node {
 			probe.L("node", nd.name),
 		}})
 	}
+	nd.nics = newNICs(n, nd.name)
 	return nd
 }
 
@@ -213,9 +233,15 @@ func (f *Fleet) Collect(_ context.Context, a *probe.Appender) error {
 		for _, p := range nd.ports {
 			f.port(a, nd, p, el, dt)
 		}
+		for _, c := range nd.nics {
+			f.nic(a, c, el, dt)
+		}
 		for _, n := range nd.npus {
 			f.npu(a, nd, n, el, dt)
 		}
+	}
+	for _, p := range f.pools {
+		f.picker(a, p)
 	}
 	return nil
 }
@@ -327,7 +353,9 @@ func (f *Fleet) engine(a *probe.Appender, nd *node, e *engine, el time.Duration,
 	seed := len(nd.name)*13 + e.idx*5
 	load := 0.5 + 0.4*wave(seed, el, 90)
 	running := math.Round(8 + 24*load)
-	waiting := math.Max(0, math.Round(6*(load-0.6)*10)/2)
+	// A queue forms above 60% load and stays under 5, the queue-build-up rule's threshold
+	// (and the endpoint picker's default queue limit).
+	waiting := math.Max(0, math.Round(14*(load-0.6)))
 	kv := 0.25 + 0.5*load
 	genRate, promptRate := 900*load+100, 3000*load+200
 	if i, ft := f.faultOn(KVSaturation, nd, target, el); i >= 0 {
@@ -343,17 +371,18 @@ func (f *Fleet) engine(a *probe.Appender, nd *node, e *engine, el time.Duration,
 	e.gen += genRate * dt
 	e.queries += promptRate * dt
 	e.hits += 0.6 * promptRate * dt
-	reqs := genRate * dt / 250
+	reqs := genRate * dt / outputTokens
 	e.requests += reqs
-	if reqs > 0 {
-		ttft := 0.08 + 0.4*kv + 0.05*waiting
-		e.ttftSum += ttft * reqs
-		for b, ub := range ttftBuckets {
-			if ttft <= ub {
-				e.ttft[b] += reqs
-			}
-		}
+	ttft := 0.08 + 0.4*kv + 0.05*waiting
+	// Every running request gets one token per decode step, so a step takes running/genRate.
+	itl := 0.0
+	if genRate > 0 {
+		itl = running / genRate
 	}
+	e.ttft.observe(ttft, reqs)
+	e.itl.observe(itl, genRate*dt-reqs) // one interval per token after the first
+	e.running, e.waiting, e.kv = running, waiting, kv
+	e.step = engineStep{requests: reqs, prompt: promptRate * dt, gen: genRate * dt, ttft: ttft, interTok: itl}
 	ls := e.labels
 	a.Gauge("up", 1, ls)
 	a.Gauge("scrape_duration_seconds", 0.002+0.001*float64(e.idx), ls)
@@ -368,7 +397,8 @@ func (f *Fleet) engine(a *probe.Appender, nd *node, e *engine, el time.Duration,
 		a.Counter("vllm:prefix_cache_hits_total", math.Floor(e.hits), ls)
 		a.Counter("vllm:request_success_total", math.Floor(e.requests), ls, probe.L("finished_reason", "stop"))
 		a.Gauge("vllm:cache_config_info", 1, ls, probe.L("block_size", "16"), probe.L("num_gpu_blocks", "27264"))
-		f.histogram(a, "vllm:time_to_first_token_seconds", e, ls)
+		e.ttft.append(a, "vllm:time_to_first_token_seconds", ls)
+		e.itl.append(a, "vllm:inter_token_latency_seconds", ls)
 		return
 	}
 	a.Gauge("sglang:num_running_reqs", running, ls)
@@ -381,39 +411,8 @@ func (f *Fleet) engine(a *probe.Appender, nd *node, e *engine, el time.Duration,
 	a.Counter("sglang:generation_tokens_total", math.Floor(e.gen), ls)
 	a.Counter("sglang:num_requests_total", math.Floor(e.requests), ls)
 	a.Gauge("sglang:cache_config_info", 1, ls, probe.L("page_size", "1"), probe.L("num_pages", "419430"))
-	f.histogram(a, "sglang:time_to_first_token_seconds", e, ls)
-}
-
-func (f *Fleet) histogram(a *probe.Appender, name string, e *engine, ls []probe.Label) {
-	for b, ub := range ttftBuckets {
-		a.Counter(name+"_bucket", math.Floor(e.ttft[b]), ls, probe.L("le", strconv.FormatFloat(ub, 'f', -1, 64)))
-	}
-	a.Counter(name+"_bucket", math.Floor(e.requests), ls, probe.L("le", "+Inf"))
-	a.Counter(name+"_sum", e.ttftSum, ls)
-	a.Counter(name+"_count", math.Floor(e.requests), ls)
-}
-
-func (f *Fleet) port(a *probe.Appender, nd *node, p *port, el time.Duration, dt float64) {
-	target := p.dev + "/" + strconv.Itoa(p.port)
-	const rate = 400e9 / 8 // 400 Gb/s NDR
-	state, txBps, rxBps := 4.0, rate*(0.3+0.2*wave(len(nd.name)+p.port, el, 45)), rate*(0.25+0.2*wave(len(nd.name)+3, el, 50))
-	if i, _ := f.faultOn(LinkDown, nd, target, el); i >= 0 {
-		state, txBps, rxBps = 1, 0, 0
-	}
-	p.tx += txBps * dt
-	p.rx += rxBps * dt
-	ls := p.labels
-	a.Gauge("node_infiniband_state_id", state, ls)
-	a.Gauge("node_infiniband_rate_bytes_per_second", rate, ls)
-	a.Counter("node_infiniband_port_data_transmitted_bytes_total", math.Floor(p.tx), ls)
-	a.Counter("node_infiniband_port_data_received_bytes_total", math.Floor(p.rx), ls)
-	a.Gauge("eagle_eye_network_transmit_bytes_per_second", math.Round(txBps), ls)
-	a.Gauge("eagle_eye_network_receive_bytes_per_second", math.Round(rxBps), ls)
-	remain := 0.0
-	if state == 4 {
-		remain = rate - math.Max(txBps, rxBps)
-	}
-	a.Gauge("eagle_eye_network_remaining_bandwidth_bytes_per_second", math.Round(remain), ls)
+	e.ttft.append(a, "sglang:time_to_first_token_seconds", ls)
+	e.itl.append(a, "sglang:inter_token_latency_seconds", ls)
 }
 
 func (f *Fleet) npu(a *probe.Appender, nd *node, n *npu, el time.Duration, dt float64) {
