@@ -51,7 +51,7 @@ var ibCounters = []struct{ file, name string }{
 	{"port_rcv_errors", "node_infiniband_port_errors_received_total"},
 	{"link_downed", "node_infiniband_link_downed_total"},
 	{"link_error_recovery", "node_infiniband_link_error_recovery_total"},
-	{"port_xmit_discards", "node_infiniband_port_transmit_discards_total"},
+	{"port_xmit_discards", "node_infiniband_port_discards_transmitted_total"},
 	{"port_xmit_wait", "node_infiniband_port_transmit_wait_total"},
 	{"local_link_integrity_errors", "node_infiniband_local_link_integrity_errors_total"},
 	{"excessive_buffer_overrun_errors", "node_infiniband_excessive_buffer_overrun_errors_total"},
