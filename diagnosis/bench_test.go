@@ -52,6 +52,13 @@ func BenchmarkEvaluate(b *testing.B) {
 		d := time.Since(t0)
 		total += d
 		b.Logf("group %-9s %2d rules %s", g.Name(), len(g.Rules()), d.Round(time.Millisecond))
+		if testing.Verbose() {
+			for _, r := range g.Rules() {
+				if d := r.GetEvaluationDuration(); d > 5*time.Millisecond {
+					b.Logf("    %-40s %s", r.Name(), d.Round(time.Millisecond))
+				}
+			}
+		}
 	}
 	b.Logf("all groups one after the other: %s", total.Round(time.Millisecond))
 }
