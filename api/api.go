@@ -53,6 +53,9 @@ type Options struct {
 	// Rules lists rule groups and alerts for /api/v1/rules and /api/v1/alerts. Nil serves
 	// empty lists.
 	Rules v1.RulesRetriever
+	// Alertmanagers lists the Alertmanagers alerts are sent to, and those relabelling
+	// dropped, for /api/v1/alertmanagers. Nil serves empty lists.
+	Alertmanagers v1.AlertmanagerRetriever
 	// Write, when set, is mounted at POST /api/v1/write.
 	Write http.Handler
 	// Extra handlers mounted as given, e.g. the gateway's own endpoints.
@@ -98,6 +101,10 @@ func New(opts Options) (*API, error) {
 	if rr == nil {
 		rr = noRules{}
 	}
+	var ar v1.AlertmanagerRetriever = noAlertmanagers{}
+	if opts.Alertmanagers != nil {
+		ar = opts.Alertmanagers
+	}
 	build := &v1.PrometheusVersion{
 		Version: opts.Build.Version, Revision: opts.Build.Revision, Branch: opts.Build.Branch,
 		BuildUser: opts.Build.BuildUser, BuildDate: opts.Build.BuildDate, GoVersion: runtime.Version(),
@@ -114,7 +121,7 @@ func New(opts Options) (*API, error) {
 		opts.Storage,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
-		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
+		func(context.Context) v1.AlertmanagerRetriever { return ar },
 		func() config.Config { return cfg },
 		flags,
 		v1.GlobalURLOptions{ListenAddress: "", Host: "", Scheme: "http"},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +106,37 @@ func TestBuildInfoAndStatus(t *testing.T) {
 	}
 	if code, body := get(t, a, "/api/v1/rules"); code != 200 || !strings.Contains(body, `"groups":[]`) {
 		t.Errorf("rules without a retriever: %d %s", code, body)
+	}
+}
+
+type fakeAlertmanagers struct{ active, dropped []*url.URL }
+
+func (f fakeAlertmanagers) Alertmanagers() []*url.URL        { return f.active }
+func (f fakeAlertmanagers) DroppedAlertmanagers() []*url.URL { return f.dropped }
+
+func TestAlertmanagers(t *testing.T) {
+	a, _ := newTestAPI(t)
+	a.SetReady(true)
+	if code, body := get(t, a, "/api/v1/alertmanagers"); code != 200 || !strings.Contains(body, `"activeAlertmanagers":[],"droppedAlertmanagers":[]`) {
+		t.Errorf("alertmanagers without a retriever: %d %s", code, body)
+	}
+
+	w, err := tsdb.New(tsdb.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	am := func(s string) *url.URL { u, _ := url.Parse(s); return u }
+	a, err = New(Options{Storage: w, Engine: NewEngine(EngineOptions{}), Alertmanagers: fakeAlertmanagers{
+		active:  []*url.URL{am("http://am-0:9093/api/v2/alerts")},
+		dropped: []*url.URL{am("http://am-1:9093/api/v2/alerts")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetReady(true)
+	want := `"activeAlertmanagers":[{"url":"http://am-0:9093/api/v2/alerts"}],"droppedAlertmanagers":[{"url":"http://am-1:9093/api/v2/alerts"}]`
+	if code, body := get(t, a, "/api/v1/alertmanagers"); code != 200 || !strings.Contains(body, want) {
+		t.Errorf("alertmanagers: %d %s; want %s", code, body, want)
 	}
 }

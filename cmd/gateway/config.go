@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
 
 	"github.com/eagle-eye-ai/eagle-eye/fanout/forward"
 	"github.com/eagle-eye-ai/eagle-eye/fanout/hotseries"
@@ -36,6 +38,9 @@ type Config struct {
 	// Forwarding: remote_write destinations, exactly as in a Prometheus configuration, and
 	// forward: the queue and downsampling options; see docs/forwarding.md.
 	forward.Config `yaml:",inline"`
+	// Alerting: the Alertmanagers the diagnosis alerts are sent to, written exactly as in a
+	// Prometheus configuration's alerting section; see docs/diagnosis.md. Empty: none.
+	Alerting config.AlertingConfig `yaml:"alerting,omitempty"`
 }
 
 // RuntimeConfig tunes the Go runtime.
@@ -110,7 +115,14 @@ func LoadConfigFile(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return ParseConfig(b, path)
+	cfg, err := ParseConfig(b, path)
+	if err != nil {
+		return nil, err
+	}
+	// As in Prometheus, files the alerting section names (TLS files, file_sd_configs) are
+	// relative to the configuration file.
+	cfg.Alerting.SetDirectory(filepath.Dir(path))
+	return cfg, nil
 }
 
 // ParseConfig parses YAML strictly over the bundled defaults and validates the result.
@@ -120,12 +132,17 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 	if err := yamlv2.UnmarshalStrict(defaultConfigYAML, cfg); err != nil {
 		return nil, fmt.Errorf("bundled default config: %w", err)
 	}
+	var root yamlv3.Node
+	_ = yamlv3.Unmarshal(b, &root) // a malformed document is reported by the strict parse below
+	// Before the strict parse: it would reject an unknown discovery mechanism as a field
+	// missing from a generated struct type, which tells the operator nothing.
+	if errs := unsupportedDiscovery(&root, name); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	if err := yamlv2.UnmarshalStrict(b, cfg); err != nil {
-		return nil, yamlError(name, b, err)
+		return nil, locateAlertingError(&root, yamlError(name, b, err))
 	}
 	if errs := cfg.validate(); len(errs) > 0 {
-		var root yamlv3.Node
-		_ = yamlv3.Unmarshal(b, &root)
 		out := make([]error, 0, len(errs))
 		for _, fe := range errs {
 			out = append(out, &ConfigError{File: name, Line: lineOf(&root, fe.path), Msg: fe.path + ": " + fe.msg})
@@ -200,6 +217,7 @@ func (c *Config) validate() []fieldError {
 		}
 		errs = append(errs, fieldError{path, msg})
 	}
+	errs = append(errs, validateAlerting(&c.Alerting)...)
 	if err := c.HotSeries.Validate(); err != nil {
 		for _, e := range unjoin(err) {
 			var ve *hotseries.ValidationError
@@ -245,6 +263,11 @@ func yamlError(name string, doc []byte, err error) error {
 		line := 0
 		if _, e := fmt.Sscanf(m, "line %d:", &line); e == nil {
 			m = strings.TrimSpace(m[strings.Index(m, ":")+1:])
+		}
+		// "field x not found in type config.plain": the Go type helps no operator, and for
+		// Prometheus' discovery configs it is a struct built at run time, spelt out in full.
+		if i := strings.Index(m, " not found in type "); i > 0 && strings.HasPrefix(m, "field ") {
+			m = m[:i+len(" not found")]
 		}
 		out = append(out, &ConfigError{File: name, Line: line, Msg: m})
 	}

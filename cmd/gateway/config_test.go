@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/discovery/file"
 )
 
 func TestBundledDefaults(t *testing.T) {
@@ -30,6 +32,29 @@ func TestGoodConfig(t *testing.T) {
 	if cfg.Query.MaxSamples != 50000000 || cfg.Limits.MaxLabelsPerSeries != 64 {
 		t.Errorf("defaults lost for absent keys: %+v", cfg)
 	}
+	// The alerting section is Prometheus' own, with the discovery mechanisms the gateway has;
+	// its files are relative to the configuration file, as in Prometheus.
+	ams := cfg.Alerting.AlertmanagerConfigs
+	if len(ams) != 1 || len(cfg.Alerting.AlertRelabelConfigs) != 1 {
+		t.Fatalf("alerting: %+v", cfg.Alerting)
+	}
+	am := ams[0]
+	if am.Scheme != "https" || am.PathPrefix != "/alertmanager" || time.Duration(am.Timeout) != 5*time.Second || am.APIVersion != "v2" {
+		t.Errorf("alertmanager entry: %+v", am)
+	}
+	var kinds []string
+	for _, sd := range am.ServiceDiscoveryConfigs {
+		kinds = append(kinds, sd.Name())
+		if f, ok := sd.(*file.SDConfig); ok && (len(f.Files) != 1 || f.Files[0] != filepath.Join("testdata", "alertmanagers", "*.json")) {
+			t.Errorf("file_sd_configs files %v, want them relative to the config file", f.Files)
+		}
+	}
+	if strings.Join(kinds, ",") != "dns,file,static" {
+		t.Errorf("discovery configs %v, want static, file and dns", kinds)
+	}
+	if ca := am.HTTPClientConfig.TLSConfig.CAFile; ca != filepath.Join("testdata", "am-ca.pem") {
+		t.Errorf("tls_config.ca_file %q, want it relative to the config file", ca)
+	}
 }
 
 func TestBadConfigs(t *testing.T) {
@@ -46,6 +71,15 @@ func TestBadConfigs(t *testing.T) {
 		// Paths into lists, by a group's name and by index, point at the element's line.
 		"hot_series.bad.yml":   {`hot_series.bad.yml:4: hot_series.groups[x].mode: must be interval or on-ingest, got "bogus"`},
 		"remote_write.bad.yml": {`remote_write.bad.yml:4: remote_write[1]: found multiple remote write configs with name "lt"`},
+		"alerting.bad.yml": {
+			"alerting.bad.yml:3: alerting.alert_relabel_configs[0]: relabel configuration for replace action requires 'target_label' value",
+			`alerting.bad.yml:8: alerting.alertmanagers[0].scheme: must be http or https, got "ftp"`,
+			"alerting.bad.yml:9: alerting.alertmanagers[0].timeout: must be positive, got 0s",
+		},
+		// Prometheus' parser checks the entry as a whole; the gateway finds which one.
+		"alerting_auth.bad.yml": {"alerting_auth.bad.yml:6: alerting.alertmanagers[1]: at most one of basic_auth, oauth2 & authorization must be configured"},
+		// A discovery mechanism the gateway is built without, named with its line.
+		"alerting_sd.bad.yml": {"alerting_sd.bad.yml:5: alerting.alertmanagers[0].kubernetes_sd_configs: the gateway has no kubernetes service discovery; use one of dns_sd_configs, file_sd_configs, static_configs"},
 	} {
 		t.Run(file, func(t *testing.T) {
 			_, err := LoadConfigFile(filepath.Join("testdata", file))
@@ -83,7 +117,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		t.Errorf("--help exit code %d", code)
 	}
 	help := out.String() + errb.String()
-	for _, f := range []string{"--config.file", "--web.listen-address", "--web.config.file", "--storage.window", "--storage.dir", "--query.timeout", "--query.max-samples", "--query.lookback-delta", "--log.level", "--log.format", "--web.shutdown-timeout"} {
+	for _, f := range []string{"--config.file", "--web.listen-address", "--web.config.file", "--storage.window", "--storage.dir", "--query.timeout", "--query.max-samples", "--query.lookback-delta", "--log.level", "--log.format", "--web.shutdown-timeout", "--web.external-url"} {
 		if !strings.Contains(help, f) {
 			t.Errorf("--help does not mention %s", f)
 		}

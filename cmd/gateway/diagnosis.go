@@ -54,18 +54,18 @@ func ruleSources(f *Flags) (files []string, catalog string, cleanup func(), err 
 	return files, catalog, cleanup, nil
 }
 
-// reloadHandler serves POST /-/reload: 200 when the rules and catalog were reloaded, 400 with
-// the file and line when they were refused (the previous ones stay).
+// reloadHandler serves POST /-/reload: 200 when the rules, catalog and alerting configuration
+// were reloaded, 400 with the file and line when they were refused (the previous ones stay).
 func reloadHandler(reload func() error, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if err := reload(); err != nil {
-			logger.Error("reload refused; the previous rules and catalog stay", "err", err)
-			http.Error(w, "reload refused, previous rules and catalog kept: "+err.Error(), http.StatusBadRequest)
+			logger.Error("reload refused; the previous rules, catalog and alerting configuration stay", "err", err)
+			http.Error(w, "reload refused, previous rules, catalog and alerting configuration kept: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		logger.Info("rules and catalog reloaded")
+		logger.Info("rules, catalog and alerting configuration reloaded")
 		w.WriteHeader(http.StatusOK)
-		fmt.Fprintln(w, "rules and catalog reloaded")
+		fmt.Fprintln(w, "rules, catalog and alerting configuration reloaded")
 	})
 }
 

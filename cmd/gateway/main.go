@@ -25,6 +25,7 @@ type Flags struct {
 	ConfigFile     string
 	ListenAddress  string
 	WebConfigFile  string
+	ExternalURL    string
 	Window         model.Duration
 	DataDir        string
 	QueryTimeout   model.Duration
@@ -64,6 +65,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		Default(":9095").StringVar(&f.ListenAddress)
 	app.Flag("web.config.file", "Web configuration file in the Prometheus exporter-toolkit format, enabling TLS, mutual TLS and basic authentication for every endpoint (write and query alike).").
 		PlaceHolder("PATH").StringVar(&f.WebConfigFile)
+	app.Flag("web.external-url", "The URL under which the gateway is reached from outside, e.g. behind a reverse proxy. Alerts sent to Alertmanager link back to it (generatorURL). Default: http://<hostname>:<port of --web.listen-address>/, https when --web.config.file enables TLS.").
+		PlaceHolder("URL").StringVar(&f.ExternalURL)
 	app.Flag("storage.window", "How much recent data the in-memory window keeps and can query. Overrides storage.window from the configuration file.").
 		PlaceHolder("30m").SetValue(&f.Window)
 	app.Flag("storage.dir", "Directory for the gateway's files: the window's memory-mapped head chunks. Its window/ subdirectory is emptied at start. Empty means a fresh temporary directory, removed at exit.").
@@ -111,6 +114,12 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return exitCode
 	}
 	f.NoDiagnosis = !diagnosisOn
+	if f.ExternalURL != "" {
+		if _, err := externalURL(f.ExternalURL, "", ""); err != nil {
+			fmt.Fprintf(stderr, "gateway: %v\n", err)
+			return 2
+		}
+	}
 	if natsListenSet {
 		f.NATSListen = &natsListen
 	}

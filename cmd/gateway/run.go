@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,7 +44,8 @@ type endpoints struct {
 type started func(endpoints)
 
 // run builds the gateway from its flags and configuration, serves until ctx ends, then shuts
-// down in order: stop accepting, let in-flight requests finish, stop rules, close the window.
+// down in order: stop accepting, let in-flight requests finish, stop rules, send the alerts
+// still queued for Alertmanager, close the window.
 func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onReady started) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -127,6 +129,28 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		sinks = append([]ingest.Sink{hot}, sinks...)
 	}
 
+	if f.WebConfigFile != "" {
+		if err := web.Validate(f.WebConfigFile); err != nil {
+			return fmt.Errorf("web config %s: %w", f.WebConfigFile, err)
+		}
+	}
+	// Listening this early lets the external URL name the port actually bound (":0" in tests).
+	ln, err := net.Listen("tcp", f.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.ListenAddress, err)
+	}
+	defer ln.Close() // for an early return; serving closes it otherwise
+	extURL, err := externalURL(f.ExternalURL, ln.Addr().String(), f.WebConfigFile)
+	if err != nil {
+		return err
+	}
+	alerts := newAlerter(alerterOptions{ExternalURL: extURL.String(), Logger: logger, Registerer: reg})
+	defer func() { // for an early return; the shutdown below stops it otherwise
+		sctx, cancel := context.WithTimeout(context.Background(), f.ShutdownGrace)
+		defer cancel()
+		alerts.Stop(sctx)
+	}()
+
 	if f.EvalInterval <= 0 {
 		f.EvalInterval = 15 * time.Second
 	}
@@ -160,8 +184,13 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 	defer cancelRules()
 	queryOffset := f.QueryOffset
 	ruleManager := rules.NewManager(&rules.ManagerOptions{
-		QueryFunc:              rules.EngineQueryFunc(engine, window),
-		NotifyFunc:             diag.Notify,
+		QueryFunc: rules.EngineQueryFunc(engine, window),
+		// The rules' alerts go to the diagnosis and, when configured, to Alertmanager.
+		NotifyFunc: func(ctx context.Context, expr string, as ...*rules.Alert) {
+			diag.Notify(ctx, expr, as...)
+			alerts.Notify(ctx, expr, as...)
+		},
+		ExternalURL:            extURL,
 		Context:                rulesCtx,
 		AppendableV2:           window,
 		Queryable:              window,
@@ -169,14 +198,43 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		Logger:                 logger.With("component", "rules"),
 		Registerer:             reg,
 	})
-	reload := func() error {
+	reloadRules := func() error {
 		if f.NoDiagnosis {
 			return nil
 		}
-		return diag.Reload(ruleManager, diagnosis.RuleConfig{Files: ruleFiles, CatalogFile: catalogFile, Interval: f.EvalInterval})
+		return diag.Reload(ruleManager, diagnosis.RuleConfig{Files: ruleFiles, CatalogFile: catalogFile, Interval: f.EvalInterval, ExternalURL: extURL.String()})
 	}
-	if err := reload(); err != nil {
+	if err := reloadRules(); err != nil {
 		return fmt.Errorf("rules: %w", err)
+	}
+	if err := alerts.ApplyConfig(cfg.Alerting); err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
+	// reload reads the rules, the catalog and the configuration file's alerting section again;
+	// the file's other sections size what already runs and apply at the next start. Everything
+	// is checked before anything is applied, so a refused reload changes nothing.
+	var reloadMu sync.Mutex
+	reload := func() error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		alerting := cfg.Alerting
+		if f.ConfigFile != "" {
+			c, err := LoadConfigFile(f.ConfigFile)
+			if err != nil {
+				return err
+			}
+			alerting = c.Alerting
+		}
+		if err := alerts.Check(alerting); err != nil {
+			return fmt.Errorf("alerting: %w", err)
+		}
+		if err := reloadRules(); err != nil {
+			return err
+		}
+		if err := alerts.ApplyConfig(alerting); err != nil {
+			return fmt.Errorf("alerting: %w", err)
+		}
+		return nil
 	}
 
 	write, err := ingest.NewHandler(ingest.Options{
@@ -194,6 +252,7 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		"config.file":               f.ConfigFile,
 		"web.listen-address":        f.ListenAddress,
 		"web.config.file":           f.WebConfigFile,
+		"web.external-url":          extURL.String(),
 		"forward.queue-dir":         f.QueueDir,
 		"rules.files":               strings.Join(ruleFiles, ","),
 		"catalog.file":              catalogFile,
@@ -223,6 +282,7 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		Storage:       window,
 		Engine:        engine,
 		Rules:         ruleManager,
+		Alertmanagers: alerts,
 		Write:         write,
 		QueryTimeout:  time.Duration(cfg.Query.Timeout),
 		LookbackDelta: time.Duration(cfg.Query.LookbackDelta),
@@ -236,15 +296,6 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		return fmt.Errorf("api: %w", err)
 	}
 
-	if f.WebConfigFile != "" {
-		if err := web.Validate(f.WebConfigFile); err != nil {
-			return fmt.Errorf("web config %s: %w", f.WebConfigFile, err)
-		}
-	}
-	ln, err := net.Listen("tcp", f.ListenAddress)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", f.ListenAddress, err)
-	}
 	srv := &http.Server{
 		Handler:           httpAPI,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -264,9 +315,9 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 				return nil
 			case <-hup:
 				if err := reload(); err != nil {
-					logger.Error("reload refused; the previous rules and catalog stay", "err", err)
+					logger.Error("reload refused; the previous rules, catalog and alerting configuration stay", "err", err)
 				} else {
-					logger.Info("rules and catalog reloaded")
+					logger.Info("rules, catalog and alerting configuration reloaded")
 				}
 			}
 		}
@@ -309,6 +360,10 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 			}
 		}
 		ruleManager.Stop()
+		// After the rules, whose last evaluation may have queued resolved alerts.
+		actx, cancel := context.WithTimeout(context.Background(), f.ShutdownGrace)
+		defer cancel()
+		alerts.Stop(actx)
 		return nil
 	})
 
