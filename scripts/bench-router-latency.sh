@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ingest → router latency under load, end to end: the gateway binary with its routing group
 # publishing on ingest, cmd/loadgen remote-writing a 100k-series fleet (DCGM and vLLM
-# series, 2000 per request). First at full speed, to find the gateway's maximum ingest rate;
+# series, 2000 per request). First at full speed for up to 25 s (long enough to include rule
+# evaluations and window upkeep), to find the gateway's maximum ingest rate;
 # then, on a fresh gateway, at half that rate with loadgen's router probe on: every 5 ms a
 # tiny vLLM write, timed until its value arrives on eagle_eye.routing_metrics over NATS
 # (TCP). Everything listens on 127.0.0.1 only; every run is bounded by --requests and
@@ -12,6 +13,8 @@
 #   RUNS       repetitions of the half-rate run (default 2)
 #   SECONDS_HALF  length of each half-rate run (default 30)
 #   PROTOCOL   rw1 or rw2 (default rw2)
+#   GATEWAY_ARGS  extra gateway flags, e.g. --no-diagnosis.enabled
+#   BUILTIN_GROUPS  the other built-in hot-series groups published (default "network, hardware")
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -27,9 +30,9 @@ go build -o "$BENCH_DIR/gateway" ./cmd/gateway
 go build -o "$BENCH_DIR/loadgen" ./cmd/loadgen
 
 # The built-in groups, with routing replaced by the same fields published on ingest.
-cat >"$BENCH_DIR/gateway.yml" <<'YAML'
+cat >"$BENCH_DIR/gateway.yml" <<YAML
 hot_series:
-  builtin_groups: [network, hardware]
+  builtin_groups: [${BUILTIN_GROUPS-network, hardware}]
   groups:
     - name: routing
       selectors: ['{__name__=~"vllm:.+|sglang:.+"}']
@@ -65,7 +68,7 @@ start_gateway() {
 	mkdir -p "$BENCH_DIR/gw-data"
 	"$BENCH_DIR/gateway" --web.listen-address=127.0.0.1:19095 --storage.dir="$BENCH_DIR/gw-data" \
 		--config.file="$BENCH_DIR/gateway.yml" --nats.listen-address=127.0.0.1:14222 \
-		--zmq.bind=tcp://127.0.0.1:0 --log.level=warn >"$BENCH_DIR/results/gateway-$1.log" 2>&1 &
+		--zmq.bind=tcp://127.0.0.1:0 --log.level=warn ${GATEWAY_ARGS:-} >"$BENCH_DIR/results/gateway-$1.log" 2>&1 &
 	SERVER_PID=$!
 	for _ in $(seq 1 120); do
 		curl -fs -o /dev/null http://127.0.0.1:19095/-/ready && return 0
@@ -77,14 +80,14 @@ start_gateway() {
 
 loadgen() {
 	"$BENCH_DIR/loadgen" --url=http://127.0.0.1:19095/api/v1/write --protocol="$PROTOCOL" \
-		--series=$SERIES --samples-per-request=$PER_REQUEST --concurrency=4 --duration=5m \
+		--series=$SERIES --samples-per-request=$PER_REQUEST --concurrency=4 \
 		--progress=0 --pid="$SERVER_PID" --clock-ticks="$(getconf CLK_TCK)" "$@"
 }
 
 start_gateway max
 sleep 2
 echo "== full speed" >&2
-loadgen --requests=3000 >"$BENCH_DIR/results/max.txt"
+loadgen --requests=12000 --duration=25s >"$BENCH_DIR/results/max.txt"
 cat "$BENCH_DIR/results/max.txt" >&2
 stop_gateway
 MAX=$(awk -F': *' '/^samples\/s/ {print $2}' "$BENCH_DIR/results/max.txt")
@@ -95,7 +98,7 @@ for run in $(seq 1 "$RUNS"); do
 	start_gateway "half$run"
 	sleep 2
 	echo "== half rate ($HALF samples/s) with the router probe, run $run" >&2
-	loadgen --rate="$HALF" --requests="$REQUESTS" --router.nats-url=nats://127.0.0.1:14222 \
+	loadgen --duration=5m --rate="$HALF" --requests="$REQUESTS" --router.nats-url=nats://127.0.0.1:14222 \
 		>"$BENCH_DIR/results/half-run$run.txt"
 	cat "$BENCH_DIR/results/half-run$run.txt" >&2
 	stop_gateway

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -178,7 +179,7 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		return fmt.Errorf("diagnosis: %w", err)
 	}
 	if hot != nil {
-		hot.SetAnnotate(hardwareDiagnosis(diag))
+		hot.SetAnnotate(hardwareDiagnosis(diag), "hardware")
 	}
 	rulesCtx, cancelRules := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRules()
@@ -270,6 +271,12 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		// The built-in page: status, fleet, diagnoses, live engine load, a PromQL box.
 		"/":              ui.Handler(ui.Options{Gatherer: reg}),
 		"POST /-/reload": reloadHandler(reload, logger),
+		// Go's profiler, as Prometheus serves it: CPU, heap and allocation profiles, goroutines.
+		"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+		"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+		"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+		"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+		"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
 	}
 	if fwd != nil {
 		extra["/api/v1/status/forward"] = fwd.StatusHandler()

@@ -38,6 +38,7 @@ type routerProbe struct {
 	mu    sync.Mutex
 	sent  map[int64]time.Time // by id, until received
 	lat   []time.Duration
+	write []time.Duration // each probe write's own request latency
 	nSent int
 	fails int
 	late  int // arrived after the run was over
@@ -48,6 +49,9 @@ type routerProbe struct {
 type RouterLatency struct {
 	Sent, Received, Failed int
 	P50, P99, Max          time.Duration
+	// WriteP50 and WriteP99 are the probe writes' own request latencies: the part of the
+	// above spent before the gateway answered.
+	WriteP50, WriteP99 time.Duration
 }
 
 func startRouterProbe(url, natsURL string, interval time.Duration, timeout time.Duration) (*routerProbe, error) {
@@ -103,12 +107,15 @@ func (p *routerProbe) run(ctx context.Context) {
 		p.sent[id] = time.Now()
 		p.nSent++
 		p.mu.Unlock()
-		if status, _, _ := send(p.client, p.url, RW1, body); status/100 != 2 {
-			p.mu.Lock()
+		status, took, _ := send(p.client, p.url, RW1, body)
+		p.mu.Lock()
+		if status/100 != 2 {
 			delete(p.sent, id)
 			p.fails++
-			p.mu.Unlock()
+		} else {
+			p.write = append(p.write, took)
 		}
+		p.mu.Unlock()
 	}
 }
 
@@ -151,6 +158,10 @@ func (p *routerProbe) finish(wait time.Duration) RouterLatency {
 		slices.Sort(p.lat)
 		r.P50, r.P99, r.Max = Quantile(p.lat, 0.5), Quantile(p.lat, 0.99), p.lat[len(p.lat)-1]
 	}
+	if len(p.write) > 0 {
+		slices.Sort(p.write)
+		r.WriteP50, r.WriteP99 = Quantile(p.write, 0.5), Quantile(p.write, 0.99)
+	}
 	return r
 }
 
@@ -160,4 +171,6 @@ func (r *RouterLatency) Write(w io.Writer) {
 	fmt.Fprintf(w, "router latency p50:  %s\n", r.P50.Round(10*time.Microsecond))
 	fmt.Fprintf(w, "router latency p99:  %s\n", r.P99.Round(10*time.Microsecond))
 	fmt.Fprintf(w, "router latency max:  %s\n", r.Max.Round(10*time.Microsecond))
+	fmt.Fprintf(w, "router probe write p50: %s\n", r.WriteP50.Round(10*time.Microsecond))
+	fmt.Fprintf(w, "router probe write p99: %s\n", r.WriteP99.Round(10*time.Microsecond))
 }

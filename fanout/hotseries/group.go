@@ -82,6 +82,8 @@ type group struct {
 	dirty   []*endpoint
 	notify  chan struct{} // capacity 1: "something is dirty"
 
+	annotated bool // Publisher.annotate applies to this group
+
 	seq uint64 // owned by the group's publishing goroutine
 	m   groupMetrics
 }

@@ -339,7 +339,7 @@ func (p *Publisher) encode(g *group, sc *scratch, ep *endpoint, now time.Time, s
 		}
 		b = append(b, '}')
 	}
-	if p.annotate != nil && status != statusRemoved {
+	if g.annotated && status != statusRemoved {
 		id := make(map[string]string, len(ep.identity))
 		for _, l := range ep.identity {
 			id[l.Name] = l.Value

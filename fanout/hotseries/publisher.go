@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ type Options struct {
 	// the hardware group. It gets the group and the endpoint's identity labels, is called from
 	// the publishing goroutines, and must be fast and safe for concurrent use.
 	Annotate func(group string, endpoint map[string]string) map[string]string
+	// AnnotateGroups limits Annotate to these groups (empty: every group), so that the
+	// others do not build an identity map per message for nothing.
+	AnnotateGroups []string
 
 	// now and transports replace the clock and the transports in tests.
 	now        func() time.Time
@@ -91,7 +95,6 @@ func New(opts Options) (*Publisher, error) {
 	var idb [4]byte
 	_, _ = rand.Read(idb[:])
 	p := &Publisher{
-		annotate:             opts.Annotate,
 		cfg:                  cfg,
 		dataDir:              opts.DataDir,
 		logger:               logger,
@@ -121,6 +124,7 @@ func New(opts Options) (*Publisher, error) {
 			p.groups = append(p.groups, g)
 		}
 	}
+	p.SetAnnotate(opts.Annotate, opts.AnnotateGroups...)
 	names := []string{}
 	if opts.transports != nil {
 		for _, t := range opts.transports {
@@ -283,8 +287,11 @@ func (p *Publisher) Publish(_ context.Context, subject string, payload []byte) e
 	return p.nats.nc.Publish(subject, payload)
 }
 
-// SetAnnotate sets Options.Annotate after New, for a component built later; call it before
-// Start.
-func (p *Publisher) SetAnnotate(f func(group string, endpoint map[string]string) map[string]string) {
+// SetAnnotate sets Options.Annotate and AnnotateGroups after New, for a component built
+// later; call it before Start.
+func (p *Publisher) SetAnnotate(f func(group string, endpoint map[string]string) map[string]string, groups ...string) {
 	p.annotate = f
+	for _, g := range p.groups {
+		g.annotated = f != nil && (len(groups) == 0 || slices.Contains(groups, g.name))
+	}
 }

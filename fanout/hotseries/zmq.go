@@ -6,7 +6,10 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-zeromq/zmq4"
 )
@@ -21,6 +24,7 @@ import (
 type zmqTransport struct {
 	p      *Publisher
 	sock   zmq4.Socket
+	topics atomic.Pointer[[]string] // what subscribers asked for, refreshed every topicsEvery
 	queue  chan zmqMsg
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -29,6 +33,11 @@ type zmqTransport struct {
 }
 
 type zmqMsg struct{ topic, data []byte }
+
+// topicsEvery is how often the transport reads which topics subscribers have asked for: a
+// message no subscriber wants is not copied nor queued at all (with no ZeroMQ subscriber,
+// the feed costs nothing), and a new subscriber's first messages may be this much late.
+const topicsEvery = 50 * time.Millisecond
 
 func (t *zmqTransport) name() string { return "zmq" }
 
@@ -52,17 +61,42 @@ func startZMQ(cfg ZMQConfig, p *Publisher) (*zmqTransport, error) {
 		done:   make(chan struct{}),
 		cancel: cancel,
 	}
+	t.refreshTopics()
 	t.wg.Add(1)
 	go t.run()
 	return t, nil
 }
 
+func (t *zmqTransport) refreshTopics() {
+	var ts []string
+	if s, ok := t.sock.(zmq4.Topics); ok {
+		ts = s.Topics()
+	} else {
+		ts = []string{""} // cannot tell: send everything
+	}
+	t.topics.Store(&ts)
+}
+
+// wanted reports whether some subscriber's subscription is a prefix of topic.
+func (t *zmqTransport) wanted(topic string) bool {
+	for _, s := range *t.topics.Load() {
+		if strings.HasPrefix(topic, s) {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *zmqTransport) run() {
 	defer t.wg.Done()
+	tick := time.NewTicker(topicsEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-t.done:
 			return
+		case <-tick.C:
+			t.refreshTopics()
 		case m := <-t.queue:
 			if err := t.sock.SendMulti(zmq4.NewMsgFrom(m.topic, m.data)); err != nil {
 				t.p.drop(dropZMQQueue, 1)
@@ -73,7 +107,7 @@ func (t *zmqTransport) run() {
 }
 
 func (t *zmqTransport) send(m *outMessage) {
-	if m.kvOnly {
+	if m.kvOnly || !t.wanted(m.topic) {
 		return
 	}
 	msg := zmqMsg{topic: []byte(m.topic), data: append([]byte(nil), m.data...)}
