@@ -96,3 +96,20 @@ func httpGet(t testing.TB, url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestProfilingEndpoints: Go's profiler is served as Prometheus serves it, so that a slow or
+// memory-hungry gateway can be profiled in place.
+func TestProfilingEndpoints(t *testing.T) {
+	gw := startGateway(t, "", nil)
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/allocs?debug=1"} {
+		resp, err := http.Get(gw.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) == 0 {
+			t.Errorf("GET %s: %d, %d bytes", path, resp.StatusCode, len(body))
+		}
+	}
+}
