@@ -35,27 +35,11 @@ const (
 )
 
 // findHelm returns helm from PATH or $(go env GOPATH)/bin. Absent, the test skips unless
-// EAGLE_EYE_REQUIRE_PEERS=1 (install: go install helm.sh/helm/v3/cmd/helm@v3.22.0).
+// EAGLE_EYE_REQUIRE_PEERS=1.
 func findHelm(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("helm"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			if p := filepath.Join(dir, "bin", "helm"); fileExists(p) {
-				return p
-			}
-		}
-	}
-	if os.Getenv("EAGLE_EYE_REQUIRE_PEERS") == "1" {
-		t.Fatal("helm not found and EAGLE_EYE_REQUIRE_PEERS=1 (go install helm.sh/helm/v3/cmd/helm@v3.22.0)")
-	}
-	t.Skip("helm not found (go install helm.sh/helm/v3/cmd/helm@v3.22.0); set EAGLE_EYE_REQUIRE_PEERS=1 to fail instead")
-	return ""
+	return e2etest.Peer(t, "go install helm.sh/helm/v3/cmd/helm@v3.22.0", "helm")
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func helm(t *testing.T, bin string, args ...string) string {
 	t.Helper()

@@ -29,16 +29,7 @@ func findChromium(t *testing.T) string {
 	if p := os.Getenv("EAGLE_EYE_CHROMIUM"); p != "" {
 		return p
 	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("EAGLE_EYE_REQUIRE_PEERS") == "1" {
-		t.Fatal("chromium not found and EAGLE_EYE_REQUIRE_PEERS=1 (apt-get install -y chromium)")
-	}
-	t.Skip("chromium not found (apt-get install -y chromium); set EAGLE_EYE_REQUIRE_PEERS=1 to fail instead")
-	return ""
+	return e2etest.Peer(t, "apt-get install -y chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 }
 
 // artifactDir is where the screenshot is kept after the test: $EAGLE_EYE_ARTIFACTS, else a

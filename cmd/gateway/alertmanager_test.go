@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -25,25 +24,8 @@ const alertmanagerVersion = "v0.28.1"
 // skips unless EAGLE_EYE_REQUIRE_PEERS=1.
 func findAlertmanager(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("alertmanager"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			if p := filepath.Join(dir, "bin", "alertmanager"); fileExists(p) {
-				return p
-			}
-		}
-	}
-	install := "go install github.com/prometheus/alertmanager/cmd/alertmanager@" + alertmanagerVersion
-	if os.Getenv("EAGLE_EYE_REQUIRE_PEERS") == "1" {
-		t.Fatalf("alertmanager not found and EAGLE_EYE_REQUIRE_PEERS=1 (%s)", install)
-	}
-	t.Skipf("alertmanager not found (%s); set EAGLE_EYE_REQUIRE_PEERS=1 to fail instead", install)
-	return ""
+	return e2etest.Peer(t, "go install github.com/prometheus/alertmanager/cmd/alertmanager@"+alertmanagerVersion, "alertmanager")
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // startAlertmanager runs a real Alertmanager on a free loopback port, clustering off, with one
 // receiver that notifies nobody; it is stopped when the test ends. It returns its base URL.

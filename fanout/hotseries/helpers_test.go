@@ -3,8 +3,6 @@ package hotseries
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"sort"
 	"sync"
@@ -232,24 +230,6 @@ func startPublisher(t testing.TB, opts Options) *Publisher {
 		}
 	})
 	return p
-}
-
-// peer finds a system binary; it skips the test when absent unless EAGLE_EYE_REQUIRE_PEERS=1.
-func peer(t testing.TB, names ...string) string {
-	t.Helper()
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-		if _, err := os.Stat(n); err == nil {
-			return n
-		}
-	}
-	if os.Getenv("EAGLE_EYE_REQUIRE_PEERS") == "1" {
-		t.Fatalf("%v not found and EAGLE_EYE_REQUIRE_PEERS=1", names)
-	}
-	t.Skipf("%v not installed", names)
-	return ""
 }
 
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 
+	"github.com/eagle-eye-ai/eagle-eye/internal/e2etest"
 	"github.com/eagle-eye-ai/eagle-eye/router"
 )
 
@@ -193,7 +194,7 @@ func (s *natsServer) stop() {
 }
 
 func TestNATSExternalServerRestart(t *testing.T) {
-	srv := &natsServer{bin: peer(t, "nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"), dir: t.TempDir(), port: freePort(t)}
+	srv := &natsServer{bin: e2etest.Peer(t, "apt-get install -y nats-server", "nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"), dir: t.TempDir(), port: freePort(t)}
 	srv.start(t)
 	t.Cleanup(srv.stop)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", srv.port)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/eagle-eye-ai/eagle-eye/internal/e2etest"
 	"github.com/eagle-eye-ai/eagle-eye/router"
 )
 
@@ -26,12 +27,9 @@ func repoFile(t testing.TB, rel string) string {
 // TestZMQLibzmqSubscriber runs the Python example router (pyzmq on libzmq) against the PUB
 // socket and checks it receives the same messages as a NATS subscriber.
 func TestZMQLibzmqSubscriber(t *testing.T) {
-	python := peer(t, "/usr/bin/python3")
+	python := e2etest.Peer(t, "apt-get install -y python3-zmq", "/usr/bin/python3")
 	if err := exec.Command(python, "-c", "import zmq").Run(); err != nil {
-		if os.Getenv("EAGLE_EYE_REQUIRE_PEERS") == "1" {
-			t.Fatalf("python3-zmq missing: %v", err)
-		}
-		t.Skipf("python3-zmq not installed: %v", err)
+		e2etest.Missing(t, "python3-zmq: "+err.Error(), "apt-get install -y python3-zmq")
 	}
 	cfg := testConfig()
 	cfg.NATS.ListenAddress = "" // in-process only
