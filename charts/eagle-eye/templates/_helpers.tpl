@@ -71,6 +71,13 @@ app.kubernetes.io/component: probe
 {{- if not .Values.zmq.enabled -}}
 {{- $_ := set $cfg "hot_series" (mergeOverwrite (default dict (get $cfg "hot_series")) (dict "zmq" (dict "enabled" false))) -}}
 {{- end -}}
+{{- if .Values.alerting.alertmanagers -}}
+{{- $alerting := dict "alertmanagers" .Values.alerting.alertmanagers -}}
+{{- with .Values.alerting.alertRelabelConfigs -}}
+{{- $_ := set $alerting "alert_relabel_configs" . -}}
+{{- end -}}
+{{- $_ := set $cfg "alerting" $alerting -}}
+{{- end -}}
 {{- if .Values.forwarding.remoteWrite -}}
 {{- $_ := set $cfg "remote_write" .Values.forwarding.remoteWrite -}}
 {{- with .Values.forwarding.queue -}}
