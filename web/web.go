@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -126,6 +127,15 @@ func Handler(o Options) http.Handler {
 	}
 	mux.HandleFunc("GET /{$}", servePage)
 	mux.HandleFunc("GET /index.html", servePage)
+	// Alerts carry Prometheus' generatorURL, <external URL>/graph?g0.expr=...: open the
+	// expression in the page's PromQL box instead of a 404.
+	mux.HandleFunc("GET /graph", func(w http.ResponseWriter, r *http.Request) {
+		target := "./"
+		if expr := r.URL.Query().Get("g0.expr"); expr != "" {
+			target += "?" + url.Values{"q": {expr}}.Encode()
+		}
+		http.Redirect(w, r, target, http.StatusFound)
+	})
 	hist := &history{}
 	mux.HandleFunc("GET /ui/status.json", func(w http.ResponseWriter, _ *http.Request) {
 		now := time.Now()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -168,5 +169,25 @@ func TestStatusRates(t *testing.T) {
 	}
 	if len(h.readings) > int(rateWindow/time.Second)+1 {
 		t.Errorf("%d readings kept", len(h.readings))
+	}
+}
+
+// TestGraphRedirect: an alert's generatorURL (/graph?g0.expr=...) opens the expression in the
+// page's PromQL box.
+func TestGraphRedirect(t *testing.T) {
+	srv := httptest.NewServer(Handler(Options{}))
+	defer srv.Close()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(srv.URL + "/graph?g0.expr=" + url.QueryEscape(`eagle_eye_gpu_reachable{UUID="GPU-1"} == 0`) + "&g0.tab=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusFound || loc.Path != "/" || loc.Query().Get("q") != `eagle_eye_gpu_reachable{UUID="GPU-1"} == 0` {
+		t.Errorf("GET /graph: %d to %s", resp.StatusCode, loc)
 	}
 }
