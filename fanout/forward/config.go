@@ -97,7 +97,7 @@ const (
 	DefaultMaxQueueBytes = 1 << 30
 	DefaultMaxAge        = model.Duration(24 * time.Hour)
 	DefaultMemoryBytes   = 64 << 20
-	DefaultSegmentBytes  = 16 << 20
+	DefaultSegmentBytes  = 128 << 20
 	DefaultFsyncInterval = model.Duration(100 * time.Millisecond)
 	minSegmentBytes      = 64 << 10
 )
