@@ -167,7 +167,7 @@ type fakeTransport struct {
 
 func (f *fakeTransport) name() string { return "fake" }
 func (f *fakeTransport) close() error { return nil }
-func (f *fakeTransport) send(m *outMessage) {
+func (f *fakeTransport) send(m *outMessage) bool {
 	dec, err := router.Decode(m.data)
 	if err != nil {
 		panic(fmt.Sprintf("bad message %s: %v", m.data, err))
@@ -178,6 +178,7 @@ func (f *fakeTransport) send(m *outMessage) {
 	f.msgs = append(f.msgs, dec)
 	f.raw = append(f.raw, c)
 	f.mu.Unlock()
+	return true
 }
 
 func (f *fakeTransport) take() []router.Message {

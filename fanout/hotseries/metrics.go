@@ -27,7 +27,7 @@ type groupMetrics struct {
 func newMetrics(reg prometheus.Registerer, transports []string, groups []*group) (*metrics, error) {
 	publishedVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eagle_eye_hot_series_messages_published_total",
-		Help: "Hot-series messages handed to a transport, by transport and group.",
+		Help: "Hot-series messages handed to a transport, by transport and group; ZeroMQ counts only messages some subscriber asked for, and drops are counted apart.",
 	}, []string{"transport", "group"})
 	droppedVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eagle_eye_hot_series_dropped_total",

@@ -247,7 +247,7 @@ func (t *natsTransport) ensureBucket(ctx context.Context) error {
 	return err
 }
 
-func (t *natsTransport) send(m *outMessage) {
+func (t *natsTransport) send(m *outMessage) bool {
 	var err error
 	if m.subject != "" && !m.kvOnly {
 		err = t.nc.Publish(m.subject, m.data)
@@ -264,15 +264,16 @@ func (t *natsTransport) send(m *outMessage) {
 		err = kvErr
 	}
 	if err == nil {
-		return
+		return true
 	}
 	if errors.Is(err, nats.ErrReconnectBufExceeded) {
 		t.p.drop(dropNATSBuffer, 1)
 		t.log.log(slog.LevelWarn, "nats-buffer", "NATS reconnect buffer full; dropping hot-series messages", "bytes", cmpOr(t.cfg.ReconnectBufferBytes, 8<<20))
-		return
+		return false
 	}
 	t.p.drop(dropNATSError, 1)
 	t.log.log(slog.LevelWarn, "nats-publish", "cannot publish to NATS", "subject", m.subject, "err", err)
+	return false
 }
 
 // url is where routers connect: the embedded server's client URL, or the configured one.

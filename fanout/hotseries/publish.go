@@ -28,11 +28,12 @@ type outMessage struct {
 	data         []byte
 }
 
-// transport delivers messages. send must not block for long and must copy what it keeps;
-// close releases everything it holds. Implementations count their own drops.
+// transport delivers messages. send must not block for long and must copy what it keeps; it
+// reports whether the message went out (not dropped, and not skipped for want of a
+// subscriber). close releases everything it holds. Implementations count their own drops.
 type transport interface {
 	name() string
-	send(m *outMessage)
+	send(m *outMessage) bool
 	close() error
 }
 
@@ -263,8 +264,7 @@ func (p *Publisher) sweep(g *group, sc *scratch, now time.Time) {
 
 func (p *Publisher) sendAll(m *outMessage) {
 	for i, t := range p.transports {
-		t.send(m)
-		if !m.kvOnly {
+		if t.send(m) && !m.kvOnly {
 			p.m.published[i].WithLabelValues(m.group).Inc()
 		}
 	}

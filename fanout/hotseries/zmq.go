@@ -106,16 +106,18 @@ func (t *zmqTransport) run() {
 	}
 }
 
-func (t *zmqTransport) send(m *outMessage) {
+func (t *zmqTransport) send(m *outMessage) bool {
 	if m.kvOnly || !t.wanted(m.topic) {
-		return
+		return false
 	}
 	msg := zmqMsg{topic: []byte(m.topic), data: append([]byte(nil), m.data...)}
 	select {
 	case t.queue <- msg:
+		return true
 	default:
 		t.p.drop(dropZMQQueue, 1)
 		t.p.log.log(slog.LevelWarn, "zmq-queue", "ZeroMQ queue full; dropping hot-series messages", "queue_size", cap(t.queue))
+		return false
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/eagle-eye-ai/eagle-eye/internal/e2etest"
 	"github.com/eagle-eye-ai/eagle-eye/router"
@@ -135,5 +136,27 @@ loop:
 	}
 	if len(completeSeen) != len(fleet) {
 		t.Errorf("complete messages for %d endpoints, want %d", len(completeSeen), len(fleet))
+	}
+}
+
+// TestZMQSkipsMessagesNobodyWants: with no ZeroMQ subscriber the transport neither queues nor
+// counts messages as published, while NATS publishes them all.
+func TestZMQSkipsMessagesNobodyWants(t *testing.T) {
+	cfg := testConfig()
+	cfg.NATS.ListenAddress = ""
+	p := startPublisher(t, Options{Config: routingOnly(cfg)})
+	published := map[string]float64{}
+	count := func() {
+		for i, tr := range p.transports {
+			published[tr.name()] = testutil.ToFloat64(p.m.published[i].WithLabelValues("routing"))
+		}
+	}
+	fleet := testFleet()
+	now := time.Now().UnixMilli()
+	write(t, p, fleetRequest(fleet, now, 1))
+	write(t, p, fleetRequest(fleet, now+1000, 2))
+	waitFor(t, 5*time.Second, "NATS messages", func() bool { count(); return published["nats"] >= float64(len(fleet)) })
+	if published["zmq"] != 0 || len(p.zmq.queue) != 0 {
+		t.Errorf("with no subscriber: %v ZeroMQ messages counted, %d queued", published["zmq"], len(p.zmq.queue))
 	}
 }
