@@ -58,6 +58,10 @@ type seriesDef struct {
 	v1Labels []byte
 	syms     []int32
 	symGen   uint32
+
+	// last is the series' entry in the shard's last-sent map, looked up once per definition
+	// instead of once per record.
+	last *int64
 }
 
 // defTable holds a shard's series definitions for the segment being read, and those of the
@@ -112,7 +116,7 @@ type recordResult struct {
 // definitions it holds into defs. lastT holds the newest timestamp taken per series; when
 // dropOOO is set, samples not newer than it are left out. With skip, only definitions are
 // learnt and the shard's samples counted.
-func (b *batch) addRecord(rec []byte, idx, n int, defs *defTable, lastT map[uint64]int64, dropOOO, skip bool) (res recordResult, err error) {
+func (b *batch) addRecord(rec []byte, idx, n int, defs *defTable, lastT map[uint64]*int64, dropOOO, skip bool) (res recordResult, err error) {
 	it := newEntryIter(rec)
 	for it.next() {
 		if int(it.hash%uint64(n)) != idx {
@@ -147,9 +151,22 @@ func (b *batch) addRecord(rec []byte, idx, n int, defs *defTable, lastT map[uint
 		}
 		mark := len(b.samples)
 		s := bSeries{def: def, s0: int32(len(b.samples))}
-		last, seen := lastT[it.hash]
-		if !seen {
-			last = math.MinInt64
+		var lastp *int64
+		if def != nil && lastT != nil {
+			if def.last == nil {
+				p := lastT[it.hash]
+				if p == nil {
+					p = new(int64)
+					*p = math.MinInt64
+					lastT[it.hash] = p
+				}
+				def.last = p
+			}
+			lastp = def.last
+		}
+		last := int64(math.MinInt64)
+		if lastp != nil {
+			last = *lastp
 		}
 		newest := last
 		ns := d.count()
@@ -213,8 +230,8 @@ func (b *batch) addRecord(rec []byte, idx, n int, defs *defTable, lastT map[uint
 			res.undefined += ns + nh
 			continue
 		}
-		if newest != last {
-			lastT[it.hash] = newest
+		if newest != last && lastp != nil {
+			*lastp = newest
 		}
 		if s.s0 == s.s1 && s.h0 == s.h1 && s.e0 == s.e1 && !(it.kind == kindSeries && def.hasMD) {
 			continue

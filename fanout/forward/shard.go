@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"errors"
-	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -28,7 +27,7 @@ type shard struct {
 	defs     *defTable // definitions of segment defsSeg's series (this shard's), and the segment's before
 	defsSeg  uint32
 	enc      *wireEncoder
-	lastT    map[uint64]int64
+	lastT    map[uint64]*int64
 	prog     *progressFile
 	saved    shardProgress
 	savedAt  time.Time
@@ -44,7 +43,7 @@ func newShard(d *destination, idx int, start, maybeUntil pos, pf *progressFile) 
 	qc := d.rw.QueueConfig
 	return &shard{
 		d: d, idx: idx, n: d.opts.shards, pos: start, done: start, maybeUntil: maybeUntil,
-		enc: newWireEncoder(d.v2), defs: newDefTable(), lastT: map[uint64]int64{}, prog: pf,
+		enc: newWireEncoder(d.v2), defs: newDefTable(), lastT: map[uint64]*int64{}, prog: pf,
 		saved:    shardProgress{done: start, attempted: maybeUntil, shards: d.opts.shards},
 		maxBatch: qc.MaxSamplesPerSend, deadline: time.Duration(qc.BatchSendDeadline),
 		minBack: max(time.Duration(qc.MinBackoff), time.Millisecond), maxBack: max(time.Duration(qc.MaxBackoff), time.Duration(qc.MinBackoff), time.Millisecond),
@@ -322,7 +321,7 @@ func (s *shard) gcLastT() {
 	s.lastTGC = now
 	cut := now.Add(-time.Hour).UnixMilli()
 	for h, t := range s.lastT {
-		if t < cut && t != math.MinInt64 {
+		if *t < cut { // a definition still pointing at it keeps its value for its segment
 			delete(s.lastT, h)
 		}
 	}

@@ -80,7 +80,7 @@ func TestWireEncoderMatchesGeneratedCode(t *testing.T) {
 			t.Run(fmt.Sprintf("v2=%v/maxSymbols=%d", v2, maxSyms), func(t *testing.T) {
 				w, ref := newWireEncoder(v2), newRefEncoder(v2)
 				w.maxSyms = maxSyms
-				defs, lastT := newDefTable(), map[uint64]int64{}
+				defs, lastT := newDefTable(), map[uint64]*int64{}
 				for i, rec := range wireRecords(t, 6) {
 					var b batch
 					if _, err := b.addRecord(rec, 0, 1, defs, lastT, false, false); err != nil {
