@@ -83,7 +83,103 @@ func Series(i int) []Label {
 	return ls
 }
 
-// Value returns a plausible value for series i at step k: counters grow, gauges wander.
+// Value returns the value of series i at step k, as a healthy fleet reports it: counters
+// grow steadily from their own start, gauges wander within their normal range, and error
+// counters and fault gauges stay put — so that diagnosis rules evaluated over a generated
+// fleet do the work of a healthy one rather than of a fleet on fire. It costs a few
+// nanoseconds: benchmarks call it in their loops.
 func Value(i, k int) float64 {
-	return float64((i*7919+k*104729)%1000) / 10
+	j := i % seriesPerNode
+	var kind valueKind
+	if j < gpusPerNode*len(gpuMetrics) {
+		kind = gpuKinds[j%len(gpuMetrics)]
+	} else {
+		kind = engineKinds[(j-gpusPerNode*len(gpuMetrics))%len(engineMetrics)]
+	}
+	w := float64((i*7919+k*104729)%1000) / 1000 // 0..1, wandering
+	base := float64(i%997) * 1000               // a counter's own start
+	switch kind {
+	case gauge:
+		r := ranges[metricIndex(i)]
+		return r.lo + (r.hi-r.lo)*w
+	case counter:
+		r := ranges[metricIndex(i)]
+		return base*r.lo + float64(k)*r.hi // r.lo: start scale, r.hi: increase per step
+	case stable:
+		return float64(i % 3)
+	}
+	return 0 // error counters and fault gauges: XIDs, PCIe replays, DBE, remap failures, throttling, preemptions
+}
+
+type valueKind uint8
+
+const (
+	zero valueKind = iota
+	gauge
+	counter
+	stable
+)
+
+// valueRange is a gauge's range, or a counter's start scale and increase per step.
+type valueRange struct{ lo, hi float64 }
+
+var (
+	gpuKinds    = make([]valueKind, len(gpuMetrics))
+	engineKinds = make([]valueKind, len(engineMetrics))
+	ranges      = make([]valueRange, len(gpuMetrics)+len(engineMetrics))
+)
+
+func init() {
+	set := func(name string, kind valueKind, lo, hi float64) {
+		for n, m := range gpuMetrics {
+			if m == name {
+				gpuKinds[n], ranges[n] = kind, valueRange{lo, hi}
+				return
+			}
+		}
+		for n, m := range engineMetrics {
+			if m == name {
+				engineKinds[n], ranges[len(gpuMetrics)+n] = kind, valueRange{lo, hi}
+				return
+			}
+		}
+		panic("fleet: unknown metric " + name)
+	}
+	set("DCGM_FI_DEV_GPU_UTIL", gauge, 40, 90)
+	set("DCGM_FI_PROF_GR_ENGINE_ACTIVE", gauge, 0.4, 0.9)
+	set("DCGM_FI_DEV_MEM_COPY_UTIL", gauge, 20, 60)
+	set("DCGM_FI_DEV_FB_USED", gauge, 60000, 70000)
+	set("DCGM_FI_DEV_FB_FREE", gauge, 1000, 11000)
+	set("DCGM_FI_DEV_GPU_TEMP", gauge, 45, 60)
+	set("DCGM_FI_DEV_MEMORY_TEMP", gauge, 45, 60)
+	set("DCGM_FI_DEV_POWER_USAGE", gauge, 300, 500)
+	set("DCGM_FI_DEV_SM_CLOCK", gauge, 1755, 1980)
+	set("DCGM_FI_DEV_MEM_CLOCK", gauge, 2619, 2619)
+	set("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", gauge, 0, 1e9)
+	set("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", counter, 1000, 400_000)
+	set("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", stable, 0, 0) // a few old, stable corrections
+	set("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", stable, 0, 0)
+	set("vllm:num_requests_running", gauge, 0, 30)
+	set("vllm:num_requests_waiting", gauge, 0, 3)
+	set("vllm:kv_cache_usage_perc", gauge, 0.2, 0.7)
+	set("vllm:prefix_cache_queries_total", counter, 1, 2000)
+	set("vllm:prefix_cache_hits_total", counter, 0.5, 1200)
+	set("vllm:prompt_tokens_total", counter, 1, 2000)
+	set("vllm:generation_tokens_total", counter, 1, 1500)
+	set("vllm:request_success_total", counter, 0.01, 10)
+	set("vllm:time_to_first_token_seconds_count", counter, 0.01, 10)
+	set("vllm:e2e_request_latency_seconds_count", counter, 0.01, 10)
+	set("vllm:inter_token_latency_seconds_count", counter, 1, 1500)
+	set("vllm:time_to_first_token_seconds_sum", counter, 0.001, 1.5) // 150 ms mean
+	set("vllm:inter_token_latency_seconds_sum", counter, 0.02, 45)   // 30 ms mean
+	set("vllm:e2e_request_latency_seconds_sum", counter, 0.1, 40)    // 4 s mean
+}
+
+// metricIndex is series i's metric as an index into gpuMetrics followed by engineMetrics.
+func metricIndex(i int) int {
+	j := i % seriesPerNode
+	if j < gpusPerNode*len(gpuMetrics) {
+		return j % len(gpuMetrics)
+	}
+	return len(gpuMetrics) + (j-gpusPerNode*len(gpuMetrics))%len(engineMetrics)
 }
