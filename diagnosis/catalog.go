@@ -2,6 +2,7 @@ package diagnosis
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -398,23 +399,13 @@ func splitVersion(v string) []string {
 func compareSegment(x, y string) int {
 	if a, err := strconv.ParseUint(x, 10, 64); err == nil {
 		if b, err := strconv.ParseUint(y, 10, 64); err == nil {
-			return cmpUint(a, b)
+			return cmp.Compare(a, b)
 		}
 	}
 	if a, err := strconv.ParseUint(x, 16, 64); err == nil {
 		if b, err := strconv.ParseUint(y, 16, 64); err == nil {
-			return cmpUint(a, b)
+			return cmp.Compare(a, b)
 		}
 	}
 	return strings.Compare(x, y)
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -1,6 +1,7 @@
 package diagnosis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -364,7 +365,7 @@ func (d *Diagnoser) newReport(ctx context.Context, cat *Catalog, a *rules.Alert,
 			Pattern:      pattern,
 			Title:        a.Labels.Get(labels.AlertName),
 			Component:    component,
-			Conclusion:   cmpOr(a.Annotations.Get("description"), a.Annotations.Get("summary")),
+			Conclusion:   cmp.Or(a.Annotations.Get("description"), a.Annotations.Get("summary")),
 			RouterAction: Observe,
 		}
 		if rb := a.Annotations.Get("runbook"); rb != "" {

@@ -1,6 +1,7 @@
 package diagnosis
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"net"
@@ -78,14 +79,14 @@ func (d *Diagnoser) identify(ctx context.Context, component string, l labels.Lab
 			uuid := labels.MustNewMatcher(labels.MatchEqual, "UUID", id.UUID)
 			if info := d.latest(ctx, t, eq(labels.MetricName, "eagle_eye_gpu_info"), uuid); !info.IsEmpty() {
 				id.Serial, id.Firmware, id.Driver = info.Get("serial"), info.Get("vbios_version"), info.Get("driver_version")
-				id.Model = cmpOr(id.Model, info.Get("modelName"))
+				id.Model = cmp.Or(id.Model, info.Get("modelName"))
 			}
 			// dcgm-exporter's label-type fields, and the pod that holds the GPU.
 			if s := d.latest(ctx, t, eq(labels.MetricName, "DCGM_FI_DEV_GPU_TEMP"), uuid); !s.IsEmpty() {
-				id.Driver = cmpOr(id.Driver, s.Get("DCGM_FI_DRIVER_VERSION"))
-				id.Firmware = cmpOr(id.Firmware, s.Get("DCGM_FI_DEV_VBIOS_VERSION"))
-				id.Serial = cmpOr(id.Serial, s.Get("DCGM_FI_DEV_SERIAL"))
-				id.Model = cmpOr(id.Model, s.Get("modelName"))
+				id.Driver = cmp.Or(id.Driver, s.Get("DCGM_FI_DRIVER_VERSION"))
+				id.Firmware = cmp.Or(id.Firmware, s.Get("DCGM_FI_DEV_VBIOS_VERSION"))
+				id.Serial = cmp.Or(id.Serial, s.Get("DCGM_FI_DEV_SERIAL"))
+				id.Model = cmp.Or(id.Model, s.Get("modelName"))
 				if p := s.Get("pod"); p != "" {
 					pods = append(pods, Engine{Pod: p, Namespace: s.Get("namespace")})
 				}
@@ -96,7 +97,7 @@ func (d *Diagnoser) identify(ctx context.Context, component string, l labels.Lab
 		id.Index, id.UUID, id.PCIBusID, id.Model = l.Get("id"), l.Get("vdie_id"), l.Get("pcie_bus_info"), l.Get("model_name")
 		if node != "" && id.Index != "" {
 			if info := d.latest(ctx, t, eq(labels.MetricName, "npu_chip_info_name"), eq("node", node), eq("id", id.Index)); !info.IsEmpty() {
-				id.Model = cmpOr(id.Model, info.Get("name"))
+				id.Model = cmp.Or(id.Model, info.Get("name"))
 			}
 		}
 		if node != "" {
@@ -112,7 +113,7 @@ func (d *Diagnoser) identify(ctx context.Context, component string, l labels.Lab
 		id.Index, id.Port = l.Get("device"), l.Get("port")
 		if node != "" && id.Index != "" {
 			if info := d.latest(ctx, t, eq(labels.MetricName, "node_infiniband_info"), eq("node", node), eq("device", id.Index)); !info.IsEmpty() {
-				id.Model = cmpOr(info.Get("hca_type"), info.Get("board_id"))
+				id.Model = cmp.Or(info.Get("hca_type"), info.Get("board_id"))
 				id.Firmware = info.Get("firmware_version")
 			}
 		}
@@ -150,13 +151,6 @@ func (d *Diagnoser) enginesOn(ctx context.Context, node string, pods []Engine, t
 
 func eq(name, value string) *labels.Matcher {
 	return labels.MustNewMatcher(labels.MatchEqual, name, value)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // latest returns the labels of the matching series with the newest sample in

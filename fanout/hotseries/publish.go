@@ -1,10 +1,12 @@
 package hotseries
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eagle-eye-ai/eagle-eye/ingest"
@@ -581,15 +583,9 @@ func compareDevice(a, b string) int {
 	ai, aerr := strconv.Atoi(a)
 	bi, berr := strconv.Atoi(b)
 	if aerr == nil && berr == nil {
-		return ai - bi
+		return cmp.Compare(ai, bi)
 	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return strings.Compare(a, b)
 }
 
 func resize[T any](s []T, n int) []T {
