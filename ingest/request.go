@@ -23,6 +23,16 @@ type Label struct {
 	Name, Value string
 }
 
+// LabelValue returns the value of the label called name in ls, "" when there is none.
+func LabelValue(ls []Label, name string) string {
+	for _, l := range ls {
+		if l.Name == name {
+			return l.Value
+		}
+	}
+	return ""
+}
+
 // Sample is one float sample. ST is the start (created) timestamp from RW 2.0, 0 when unknown.
 type Sample struct {
 	T, ST int64

@@ -202,7 +202,7 @@ func (w *wireEncoder) encodeV1(b *batch) error {
 			raw, w.body = appendMessage(raw, v1ReqTimeseries, body), body
 		}
 		if def.hasMD {
-			if name := nameOf(def.labels); name != "" {
+			if name := ingest.LabelValue(def.labels, "__name__"); name != "" {
 				if _, ok := w.v1Seen[name]; !ok {
 					w.v1Seen[name] = struct{}{}
 					md = w.appendV1Metadata(md, name, def.md)
@@ -233,15 +233,6 @@ func (w *wireEncoder) appendV1Metadata(b []byte, name string, md metadata.Metada
 	}
 	w.sub = sub
 	return appendMessage(b, v1ReqMetadata, sub)
-}
-
-func nameOf(ls []ingest.Label) string {
-	for _, l := range ls {
-		if l.Name == "__name__" {
-			return l.Value
-		}
-	}
-	return ""
 }
 
 func growTo(b []byte, n int) []byte {

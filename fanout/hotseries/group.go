@@ -180,18 +180,9 @@ func orDefault(d model.Duration, def time.Duration) time.Duration {
 	return time.Duration(d)
 }
 
-func labelValue(ls []ingest.Label, name string) string {
-	for _, l := range ls {
-		if l.Name == name {
-			return l.Value
-		}
-	}
-	return ""
-}
-
 // uses returns what a series feeds in this group, or nil when it is not one of its series.
 func (g *group) uses(ls []ingest.Label) []use {
-	us := g.byMetric[labelValue(ls, "__name__")]
+	us := g.byMetric[ingest.LabelValue(ls, "__name__")]
 	if us == nil {
 		return nil
 	}
@@ -208,7 +199,7 @@ func (g *group) uses(ls []ingest.Label) []use {
 
 func matchAll(ms []*labels.Matcher, ls []ingest.Label) bool {
 	for _, m := range ms {
-		if !m.Matches(labelValue(ls, m.Name)) {
+		if !m.Matches(ingest.LabelValue(ls, m.Name)) {
 			return false
 		}
 	}
@@ -220,7 +211,7 @@ func matchAll(ms []*labels.Matcher, ls []ingest.Label) bool {
 func (g *group) endpointKey(ls []ingest.Label) (string, bool) {
 	var b strings.Builder
 	for i, name := range g.endpointLabels {
-		v := labelValue(ls, name)
+		v := ingest.LabelValue(ls, name)
 		if v == "" {
 			return "", false
 		}

@@ -242,7 +242,7 @@ func newEndpoint(g *group, key string, ls []ingest.Label, now int64) *endpoint {
 	}
 	ep.kvKey = g.name + "." + ep.key
 	for _, name := range g.endpointLabels {
-		ep.identity = append(ep.identity, ingest.Label{Name: name, Value: strings.Clone(labelValue(ls, name))})
+		ep.identity = append(ep.identity, ingest.Label{Name: name, Value: strings.Clone(ingest.LabelValue(ls, name))})
 	}
 	return ep
 }
@@ -250,13 +250,13 @@ func newEndpoint(g *group, key string, ls []ingest.Label, now int64) *endpoint {
 func newSeriesState(g *group, ep *endpoint, ls []ingest.Label, uses []use) *seriesState {
 	st := &seriesState{ep: ep, uses: uses}
 	if g.deviceLabel != "" {
-		st.device = strings.Clone(labelValue(ls, g.deviceLabel))
+		st.device = strings.Clone(ingest.LabelValue(ls, g.deviceLabel))
 	}
 	if g.modelLabel != "" {
-		st.model = strings.Clone(labelValue(ls, g.modelLabel))
+		st.model = strings.Clone(ingest.LabelValue(ls, g.modelLabel))
 	}
 	for _, name := range g.infoLabels {
-		if v := labelValue(ls, name); v != "" {
+		if v := ingest.LabelValue(ls, name); v != "" {
 			st.info = append(st.info, ingest.Label{Name: name, Value: strings.Clone(v)})
 		}
 	}
