@@ -24,7 +24,6 @@ type batch struct {
 
 	nSamples   int // float + histogram samples
 	nExemplars int
-	nLabels    int
 	defScratch []ingest.Label
 	end        pos  // the end of the last record taken in
 	maybe      bool // holds records that may have been sent before a restart
@@ -93,6 +92,24 @@ func (t *defTable) define(hash uint64, ls []ingest.Label, md metadata.Metadata, 
 	return def
 }
 
+// lastSent returns the cell holding the newest timestamp taken for def's series, found in
+// lastT once per definition; nil without a definition or a table.
+func lastSent(def *seriesDef, hash uint64, lastT map[uint64]*int64) *int64 {
+	if def == nil || lastT == nil {
+		return nil
+	}
+	if def.last == nil {
+		p := lastT[hash]
+		if p == nil {
+			p = new(int64)
+			*p = math.MinInt64
+			lastT[hash] = p
+		}
+		def.last = p
+	}
+	return def.last
+}
+
 func (b *batch) empty() bool { return len(b.series) == 0 && len(b.families) == 0 }
 
 func (b *batch) reset() {
@@ -102,7 +119,7 @@ func (b *batch) reset() {
 	clear(b.series)
 	b.series, b.samples, b.hists = b.series[:0], b.samples[:0], b.hists[:0]
 	b.exemplars, b.exLabels, b.families = b.exemplars[:0], b.exLabels[:0], b.families[:0]
-	b.nSamples, b.nExemplars, b.nLabels, b.maybe = 0, 0, 0, false
+	b.nSamples, b.nExemplars, b.maybe = 0, 0, false
 }
 
 // recordResult is what addRecord found in a record for one shard.
@@ -151,19 +168,7 @@ func (b *batch) addRecord(rec []byte, idx, n int, defs *defTable, lastT map[uint
 		}
 		mark := len(b.samples)
 		s := bSeries{def: def, s0: int32(len(b.samples))}
-		var lastp *int64
-		if def != nil && lastT != nil {
-			if def.last == nil {
-				p := lastT[it.hash]
-				if p == nil {
-					p = new(int64)
-					*p = math.MinInt64
-					lastT[it.hash] = p
-				}
-				def.last = p
-			}
-			lastp = def.last
-		}
+		lastp := lastSent(def, it.hash, lastT)
 		last := int64(math.MinInt64)
 		if lastp != nil {
 			last = *lastp
@@ -238,7 +243,6 @@ func (b *batch) addRecord(rec []byte, idx, n int, defs *defTable, lastT map[uint
 		}
 		b.nSamples += int(s.s1-s.s0) + int(s.h1-s.h0)
 		b.nExemplars += int(s.e1 - s.e0)
-		b.nLabels += len(def.labels)
 		b.series = append(b.series, s)
 	}
 	return res, it.err

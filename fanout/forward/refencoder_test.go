@@ -58,7 +58,7 @@ func (w *refEncoder) encodeV1(b *batch) error {
 	md := w.v1.Metadata[:0]
 	clear(w.v1Seen)
 	// Sized up front so the sub-slices below stay valid.
-	nl, nx := b.nLabels, len(b.exLabels)
+	nl, nx := labelCount(b), len(b.exLabels)
 	if cap(w.v1Lbls) < nl+nx {
 		w.v1Lbls = make([]prompb.Label, 0, nl+nx)
 	}
@@ -158,7 +158,7 @@ func (w *refEncoder) encodeV2(b *batch) error {
 	w.refs, w.v2Samps, w.v2Exs = w.refs[:0], w.v2Samps[:0], w.v2Exs[:0]
 	w.v2Hists = w.v2Hists[:0]
 	ts := w.v2Req.Timeseries[:0]
-	nRefs := 2*(b.nLabels+len(b.exLabels)) + 2*len(b.families)
+	nRefs := 2*(labelCount(b)+len(b.exLabels)) + 2*len(b.families)
 	if cap(w.refs) < nRefs {
 		w.refs = make([]uint32, 0, nRefs)
 	}
@@ -219,4 +219,13 @@ func (w *refEncoder) encodeV2(b *batch) error {
 	w.v2Req.Timeseries = ts
 	w.v2Req.Symbols = w.symbols.Symbols()
 	return w.marshal(&w.v2Req)
+}
+
+// labelCount is the number of series labels in b.
+func labelCount(b *batch) int {
+	n := 0
+	for _, s := range b.series {
+		n += len(s.def.labels)
+	}
+	return n
 }
