@@ -41,6 +41,22 @@ func (c *collector) add(m router.Message) {
 	c.mu.Unlock()
 }
 
+// follow subscribes a collector to the routing subject on nc, as a router would, until the
+// test ends.
+func follow(t testing.TB, nc *nats.Conn) *collector {
+	t.Helper()
+	c := &collector{}
+	sub, err := router.Subscribe(nc, router.RoutingSubject, c.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func (c *collector) snapshot() []router.Message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -73,15 +89,7 @@ func TestNATSEmbeddedSubjectAndLateRouter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	var live collector
-	sub, err := router.Subscribe(nc, router.RoutingSubject, live.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	live := follow(t, nc)
 
 	fleet := testFleet()
 	now := time.Now().UnixMilli()
@@ -212,13 +220,7 @@ func TestNATSExternalServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	var live collector
-	sub, err := router.Subscribe(nc, router.RoutingSubject, live.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	_ = nc.Flush()
+	live := follow(t, nc)
 
 	fleet := testFleet()
 	now := time.Now().UnixMilli()
@@ -296,15 +298,7 @@ func TestKVUpdateInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	var live collector
-	sub, err := router.Subscribe(nc, router.RoutingSubject, live.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	live := follow(t, nc)
 
 	fleet := testFleet()[:1]
 	now := time.Now().UnixMilli()

@@ -46,12 +46,7 @@ func TestZMQLibzmqSubscriber(t *testing.T) {
 	}
 	defer nc.Close()
 	bySeq := map[uint64]router.Message{}
-	var live collector
-	sub, err := router.Subscribe(nc, router.RoutingSubject, live.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
+	live := follow(t, nc)
 
 	fleet := testFleet()
 	const want = 30
