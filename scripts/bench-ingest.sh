@@ -33,19 +33,12 @@ go build -o "$BENCH_DIR/gateway" ./cmd/gateway
 go build -o "$BENCH_DIR/loadgen" ./cmd/loadgen
 printf 'global:\n  scrape_interval: 1m\n' >"$BENCH_DIR/prometheus.yml"
 
+# shellcheck source=scripts/process.sh
+source scripts/process.sh
 SERVER_PID=""
 
 stop_server() {
-	if [[ -n "$SERVER_PID" ]]; then
-		kill "$SERVER_PID" 2>/dev/null || true
-		for _ in $(seq 1 60); do
-			kill -0 "$SERVER_PID" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -9 "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-		SERVER_PID=""
-	fi
+	stop_pid
 	rm -rf "$BENCH_DIR/gw-data" "$BENCH_DIR/prom-data" "$BENCH_DIR/vm-data"
 }
 trap stop_server EXIT

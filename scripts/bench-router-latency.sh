@@ -48,18 +48,11 @@ hot_series:
         ttft_seconds: [{ratio: [vllm:time_to_first_token_seconds_sum, vllm:time_to_first_token_seconds_count], counters: true}]
 YAML
 
+# shellcheck source=scripts/process.sh
+source scripts/process.sh
 SERVER_PID=""
 stop_gateway() {
-	if [[ -n "$SERVER_PID" ]]; then
-		kill "$SERVER_PID" 2>/dev/null || true
-		for _ in $(seq 1 60); do
-			kill -0 "$SERVER_PID" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -9 "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-		SERVER_PID=""
-	fi
+	stop_pid
 	rm -rf "$BENCH_DIR/gw-data"
 }
 trap stop_gateway EXIT
