@@ -212,15 +212,8 @@ func TestAlertingReload(t *testing.T) {
 	gw := startGateway(t, "", func(f *Flags) { f.ConfigFile = file })
 	reload := func(wantCode int, want string) {
 		t.Helper()
-		resp, err := http.Post(gw.URL+"/-/reload", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, 4096)
-		n, _ := resp.Body.Read(b)
-		resp.Body.Close()
-		if resp.StatusCode != wantCode || !strings.Contains(string(b[:n]), want) {
-			t.Fatalf("reload: %d %s; want %d containing %q", resp.StatusCode, b[:n], wantCode, want)
+		if code, body := postReload(t, gw.URL); code != wantCode || !strings.Contains(body, want) {
+			t.Fatalf("reload: %d %s; want %d containing %q", code, body, wantCode, want)
 		}
 	}
 	waitAlertmanagers := func(want string) {

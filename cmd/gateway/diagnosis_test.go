@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -139,18 +140,23 @@ func TestReloadRefusesABadRuleFile(t *testing.T) {
 	if err := os.WriteFile(good, []byte("groups:\n  - name: mine\n    rules:\n      - record: bad\n        expr: count(up\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(gw.URL+"/-/reload", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 4096)
-	n, _ := resp.Body.Read(b)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b[:n]), "mine.rules.yml: 5:15") {
-		t.Errorf("reload of a bad file: %d %s; want 400 naming mine.rules.yml line 5", resp.StatusCode, b[:n])
+	if code, body := postReload(t, gw.URL); code != http.StatusBadRequest || !strings.Contains(body, "mine.rules.yml: 5:15") {
+		t.Errorf("reload of a bad file: %d %s; want 400 naming mine.rules.yml line 5", code, body)
 	}
 	_, rules = httpGet(t, gw.URL+"/api/v1/rules")
 	if !strings.Contains(rules, `"node:up:count"`) {
 		t.Errorf("the previous rules were dropped by a refused reload: %.300s", rules)
 	}
+}
+
+// postReload asks the gateway to reload and returns the status and the start of the answer.
+func postReload(t *testing.T, base string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(b)
 }
