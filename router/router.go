@@ -15,6 +15,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -177,7 +178,7 @@ func Watch(ctx context.Context, nc *nats.Conn, opts Options) (*Watcher, error) {
 		return nil, fmt.Errorf("hot-series bucket %s: %w", opts.Bucket, err)
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	buf := cmp(opts.Buffer, 1024)
+	buf := cmp.Or(max(opts.Buffer, 0), 1024)
 	w := &Watcher{group: opts.Group, live: make(chan *nats.Msg, buf), last: map[string]Message{},
 		updates: make(chan Message, buf), cancel: cancel, done: make(chan struct{})}
 	// Live first, so that nothing published while the snapshot is read is missed.
@@ -225,13 +226,6 @@ func Watch(ctx context.Context, nc *nats.Conn, opts Options) (*Watcher, error) {
 	w.following = true
 	go w.follow(wctx)
 	return w, nil
-}
-
-func cmp(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // newer reports whether m supersedes prev, the last message delivered for its key: a later
