@@ -132,6 +132,11 @@ func (f *Forwarder) newDestination(cfg *Config, rw *config.RemoteWriteConfig, ba
 		latency:       f.m.sendLatency.WithLabelValues(name),
 		durableWait:   f.m.fsyncWait.WithLabelValues(name),
 	}
+	// The drop counters exist from the start, at 0, so that "nothing dropped" is a value
+	// and not an absent series.
+	for _, r := range fixedDropReasons {
+		f.m.dropped.WithLabelValues(name, r)
+	}
 	if rw.QueueConfig.SampleAgeLimit != 0 {
 		d.logger.Warn("queue_config.sample_age_limit is not applied by the forwarder; use forward max_age")
 	}
@@ -188,6 +193,10 @@ func (f *Forwarder) newDestination(cfg *Config, rw *config.RemoteWriteConfig, ba
 }
 
 // drop counts samples that will never be delivered, and logs (throttled).
+// fixedDropReasons are the reasons of eagle_eye_forward_dropped_samples_total other than
+// http_<code>.
+var fixedDropReasons = []string{"max_queue_bytes", "max_age", "rw2_unconfirmed", "out_of_order", "resend_refused", "undefined_series", "encode"}
+
 func (d *destination) drop(reason string, n int64) {
 	if n <= 0 {
 		return
