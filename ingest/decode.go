@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"unsafe"
@@ -64,6 +65,7 @@ type decoder struct {
 
 	lim  *limits
 	maxT int64 // newest accepted timestamp (ms)
+	bulk bool  // the body is at least BulkWriteBytes decoded: the write yields as it goes
 
 	valid    Stats // valid data handed to sinks
 	problems problems
@@ -118,7 +120,19 @@ func (d *decoder) reset() {
 	d.body, d.buf = d.body[:0], d.buf[:0]
 	d.valid = Stats{}
 	d.problems.reset()
-	d.lim = nil
+	d.lim, d.bulk = nil, false
+}
+
+// YieldEvery is how many series a bulk write's decoder, and the window's appender, process
+// between two runtime.Gosched calls: a few hundred microseconds of work, so that a small
+// write made runnable meanwhile does not wait for the whole request.
+const YieldEvery = 256
+
+// maybeYield yields the processor every YieldEvery series of a bulk write.
+func (d *decoder) maybeYield(n int) {
+	if d.bulk && n%YieldEvery == 0 {
+		runtime.Gosched()
+	}
 }
 
 // decode decodes and validates d.buf as a request of version v. A returned error means the

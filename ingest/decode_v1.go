@@ -58,6 +58,7 @@ func (d *decoder) decodeV1() error {
 				return v1Err(within(err, "timeseries", nSeries))
 			}
 			nSeries++
+			d.maybeYield(nSeries)
 		case v1ReqMetadata:
 			var msg []byte
 			if msg, n, err = d.bytesField(b, num, typ); err != nil {

@@ -89,6 +89,7 @@ func (d *decoder) decodeV2() error {
 				return v2Err(within(err, "timeseries", idx))
 			}
 			idx++
+			d.maybeYield(idx)
 			b = b[n:]
 			continue
 		}

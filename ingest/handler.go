@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,7 @@ type Handler struct {
 	overload429 bool
 	retryAfter  string
 	slots       chan struct{} // nil: unlimited
+	bulk        chan struct{} // bulk write slots; nil: unlimited
 	metrics     *handlerMetrics
 	log         *logThrottle
 }
@@ -119,6 +121,9 @@ func NewHandler(o Options) (*Handler, error) {
 	}
 	if h.lim.maxInflight > 0 {
 		h.slots = make(chan struct{}, h.lim.maxInflight)
+	}
+	if h.lim.maxBulk > 0 {
+		h.bulk = make(chan struct{}, h.lim.maxBulk)
 	}
 	return h, nil
 }
@@ -231,6 +236,11 @@ func (h *Handler) handle(r *http.Request) (out outcome) {
 	d := getDecoder(&h.lim, h.now().Add(DefaultMaxFutureSampleDelta).UnixMilli())
 	defer putDecoder(d)
 	if out.err = h.read(d, r); out.err == nil {
+		if len(d.buf) >= BulkWriteBytes {
+			d.bulk = true
+			h.acquireBulk()
+			defer h.releaseBulk()
+		}
 		out.err = d.decode(v)
 	}
 	if out.err != nil {
@@ -271,6 +281,29 @@ func (h *Handler) acquire(ctx context.Context) error {
 	}
 	return newLimitError(ErrOverloaded, limitMaxInflightWrite, int64(h.lim.maxInflight),
 		"too many concurrent write requests, waited %v for a slot; retry later", h.lim.inflightWait)
+}
+
+// acquireBulk takes a bulk slot, waiting as long as it takes: the request already holds an
+// inflight slot, and bulk slots are given back as fast as writes are decoded.
+func (h *Handler) acquireBulk() {
+	if h.bulk == nil {
+		return
+	}
+	select {
+	case h.bulk <- struct{}{}:
+		h.metrics.bulkWait.Observe(0)
+		return
+	default:
+	}
+	start := time.Now()
+	h.bulk <- struct{}{}
+	h.metrics.bulkWait.Observe(time.Since(start).Seconds())
+}
+
+func (h *Handler) releaseBulk() {
+	if h.bulk != nil {
+		<-h.bulk
+	}
 }
 
 func (h *Handler) release() {
@@ -369,6 +402,12 @@ func (h *Handler) write(ctx context.Context, d *decoder) (Stats, error) {
 	written := valid
 	if len(req.Series) > 0 || len(req.Metadata) > 0 {
 		for i, s := range h.sinks {
+			if d.bulk {
+				// Each sink takes a millisecond or more over a bulk write, none of them
+				// blocking: between them, let waiting goroutines (small writes, publishers)
+				// run rather than have them wait for the whole request.
+				runtime.Gosched()
+			}
 			st, err := s.Write(ctx, req)
 			written = minStats(written, st)
 			if err == nil {

@@ -280,3 +280,85 @@ func TestNewHandlerRejectsBadOptions(t *testing.T) {
 		t.Error("second handler on the same registry accepted")
 	}
 }
+
+// gatedSink holds writes of more than 10 series until released and notes how many it held at
+// once; smaller writes pass straight through.
+type gatedSink struct {
+	entered chan struct{}
+	release chan struct{}
+
+	mu        sync.Mutex
+	held, max int
+}
+
+func (s *gatedSink) Write(ctx context.Context, req *Request) (Stats, error) {
+	if len(req.Series) <= 10 {
+		return countStats(req), nil
+	}
+	s.mu.Lock()
+	s.held++
+	s.max = max(s.max, s.held)
+	s.mu.Unlock()
+	s.entered <- struct{}{}
+	<-s.release
+	s.mu.Lock()
+	s.held--
+	s.mu.Unlock()
+	return countStats(req), nil
+}
+
+func TestBulkWritesAreBoundedAndSmallWritesPassThem(t *testing.T) {
+	sink := &gatedSink{entered: make(chan struct{}, 3), release: make(chan struct{})}
+	h, reg := newTestHandler(t, Options{Sinks: []Sink{sink}, Limits: Limits{MaxInflightWrites: 8, MaxBulkWrites: 1}})
+
+	// 400 series of ~10 labels: well over BulkWriteBytes decoded.
+	var bulk prompb.WriteRequest
+	for i := range 400 {
+		bulk.Timeseries = append(bulk.Timeseries, v1Series([]string{"__name__", "DCGM_FI_DEV_GPU_UTIL",
+			"Hostname", "node-0001.cluster.example", "UUID", fmt.Sprintf("GPU-%08d-aaaa-bbbb-cccc", i),
+			"device", "nvidia0", "gpu", "0", "modelName", "NVIDIA H100 80GB HBM3"}, float64(i)))
+	}
+	raw := marshalV1(t, &bulk)
+	if len(raw) < BulkWriteBytes {
+		t.Fatalf("bulk body is %d bytes decoded, under BulkWriteBytes", len(raw))
+	}
+	bulkBody := snappy(raw)
+	small := snappy(marshalV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		v1Series([]string{"__name__", "vllm:num_requests_waiting", "pod", "engine-0"}, 3)}}))
+
+	codes := make(chan int, 3)
+	for range 3 {
+		go func() { codes <- post(h, ctV1, "snappy", bulkBody).Code }()
+	}
+	<-sink.entered // one bulk write is in the sink; the other two wait for its slot
+
+	// A small write is answered while the bulk slot is taken.
+	if w := post(h, ctV1, "snappy", small); w.Code != 204 {
+		t.Fatalf("small write while bulk writes wait: %d %q", w.Code, w.Body)
+	}
+	select {
+	case <-sink.entered:
+		t.Fatal("a second bulk write reached the sink while the first held the only bulk slot")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(sink.release)
+	for range 3 {
+		if c := <-codes; c != 204 {
+			t.Errorf("bulk write: %d", c)
+		}
+	}
+	if sink.max != 1 {
+		t.Errorf("bulk writes in the sink at once: %d, want 1 (limits.max_bulk_writes)", sink.max)
+	}
+	if n, err := testutil.GatherAndCount(reg, "eagle_eye_ingest_bulk_wait_seconds"); err != nil || n != 1 {
+		t.Fatalf("bulk wait histogram: %d series, %v", n, err)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "eagle_eye_ingest_bulk_wait_seconds" {
+			if got := mf.GetMetric()[0].GetHistogram().GetSampleCount(); got != 3 {
+				t.Errorf("bulk waits observed: %d, want 3 (the small write is not counted)", got)
+			}
+		}
+	}
+}

@@ -39,6 +39,7 @@ type handlerMetrics struct {
 	limitHits        *prometheus.CounterVec
 	duration         prometheus.Histogram
 	inflight         prometheus.Gauge
+	bulkWait         prometheus.Histogram
 	compressedBytes  prometheus.Counter
 	decodedBytes     prometheus.Counter
 	samplesByVersion [3]prometheus.Counter // indexed by Version
@@ -83,6 +84,14 @@ func newHandlerMetrics(reg prometheus.Registerer) (*handlerMetrics, error) {
 			Name: "eagle_eye_ingest_inflight_requests",
 			Help: "Write requests being read, decoded or written right now.",
 		}),
+		bulkWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:                            "eagle_eye_ingest_bulk_wait_seconds",
+			Help:                            "Time bulk write requests (decoded body of 32 KiB or more) waited for a bulk slot (limits.max_bulk_writes) before decoding.",
+			Buckets:                         []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
+		}),
 		compressedBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eagle_eye_ingest_compressed_bytes_total",
 			Help: "Bytes of request bodies read, as sent (compressed).",
@@ -111,7 +120,7 @@ func newHandlerMetrics(reg prometheus.Registerer) (*handlerMetrics, error) {
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.requests, m.samples, m.histograms, m.exemplars,
-		m.seriesRejected, m.limitHits, m.duration, m.inflight, m.compressedBytes, m.decodedBytes} {
+		m.seriesRejected, m.limitHits, m.duration, m.inflight, m.bulkWait, m.compressedBytes, m.decodedBytes} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

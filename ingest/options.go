@@ -21,6 +21,10 @@ const (
 	DefaultMaxInflightWait      = 2 * time.Second
 	DefaultRetryAfter           = 1 * time.Second
 	DefaultMaxFutureSampleDelta = 10 * time.Minute
+	// BulkWriteBytes is the decoded body size from which a write counts as bulk: about 250
+	// series of a typical exporter. Smaller writes (an engine's few dozen series) never wait
+	// for a bulk slot.
+	BulkWriteBytes = 32 << 10
 )
 
 // DefaultMaxInflightWrites is the default for Limits.MaxInflightWrites: twice the number of
@@ -28,6 +32,12 @@ const (
 // that only add memory (each holds its compressed and decoded body) without adding throughput.
 func DefaultMaxInflightWrites() int {
 	return max(4, 2*runtime.GOMAXPROCS(0))
+}
+
+// DefaultMaxBulkWrites is the default for Limits.MaxBulkWrites: the number of processors the
+// Go runtime runs goroutines on (GOMAXPROCS), at least 1.
+func DefaultMaxBulkWrites() int {
+	return max(1, runtime.GOMAXPROCS(0))
 }
 
 // Limits bound what one write request may cost. A zero field takes its default; a negative
@@ -63,6 +73,14 @@ type Limits struct {
 	// MaxInflightWait is how long a request waits for an inflight slot (default 2 s; negative:
 	// no wait at all).
 	MaxInflightWait time.Duration
+	// MaxBulkWrites bounds the bulk writes (decoded body of at least BulkWriteBytes) decoded
+	// and written at the same time (limits.max_bulk_writes, default DefaultMaxBulkWrites()).
+	// A bulk write that finds them all busy waits, holding its inflight slot, until one
+	// frees; smaller writes skip this bound. With one processor more than bulk slots, a
+	// small write, such as an engine's queue depth that routers wait for, finds a processor
+	// at once instead of queueing behind batches that take milliseconds each. Negative: no
+	// bound.
+	MaxBulkWrites int
 }
 
 // Options configures a Handler. The zero value of every field is usable.
@@ -95,6 +113,7 @@ type limits struct {
 	maxNameLen, maxValueLen       int
 	maxInflight                   int
 	inflightWait                  time.Duration
+	maxBulk                       int
 }
 
 func defaultInt[T int | int64](v, def T) T {
@@ -117,6 +136,7 @@ func (l Limits) resolve() limits {
 		maxValueLen:     defaultInt(l.MaxLabelValueLength, DefaultMaxLabelValueLength),
 		maxInflight:     defaultInt(l.MaxInflightWrites, DefaultMaxInflightWrites()),
 		inflightWait:    l.MaxInflightWait,
+		maxBulk:         defaultInt(l.MaxBulkWrites, DefaultMaxBulkWrites()),
 	}
 	switch {
 	case r.inflightWait == 0:

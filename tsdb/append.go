@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -26,6 +27,11 @@ func (w *Window) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, 
 	app := w.db.AppenderV2(ctx)
 	exApp, _ := app.(storage.ExemplarAppenderV2)
 	for i := range req.Series {
+		if i > 0 && i%ingest.YieldEvery == 0 {
+			// Appending a bulk write takes milliseconds; let small writes and publishers
+			// made runnable meanwhile have the processor now and then.
+			runtime.Gosched()
+		}
 		s := &req.Series[i]
 		ref, lset := w.cache.get(s.Hash, s.Hash2)
 		if lset.IsEmpty() {

@@ -48,6 +48,11 @@ type RuntimeConfig struct {
 	// GOGC is the garbage collector's target percentage; the GOGC environment variable, when
 	// set, wins.
 	GOGC int `yaml:"gogc"`
+	// SpareProcessors is how many Go processors run beyond the CPUs the process may use
+	// (GOMAXPROCS = CPUs + this), unless the GOMAXPROCS environment variable is set. Bulk
+	// writes are decoded at most CPUs at a time (limits.max_bulk_writes), so a spare
+	// processor is free to take network events and small writes at once.
+	SpareProcessors int `yaml:"spare_processors"`
 	// MemoryLimitRatio sets GOMEMLIMIT to this fraction of the container's memory limit
 	// (cgroup), when there is one and GOMEMLIMIT is not set. 0 turns it off.
 	MemoryLimitRatio float64 `yaml:"memory_limit_ratio"`
@@ -79,6 +84,7 @@ type LimitsConfig struct {
 	MaxLabelNameLength  int   `yaml:"max_label_name_length"`
 	MaxLabelValueLength int   `yaml:"max_label_value_length"`
 	MaxInflightWrites   int   `yaml:"max_inflight_writes"`
+	MaxBulkWrites       int   `yaml:"max_bulk_writes"`
 	MaxSeries           int   `yaml:"max_series"`
 }
 
@@ -188,6 +194,7 @@ func (c *Config) validate() []fieldError {
 		{"limits.max_label_name_length", int64(c.Limits.MaxLabelNameLength)},
 		{"limits.max_label_value_length", int64(c.Limits.MaxLabelValueLength)},
 		{"limits.max_inflight_writes", int64(c.Limits.MaxInflightWrites)},
+		{"limits.max_bulk_writes", int64(c.Limits.MaxBulkWrites)},
 		{"limits.max_series", int64(c.Limits.MaxSeries)},
 	} {
 		if l.v < 0 {
@@ -202,6 +209,9 @@ func (c *Config) validate() []fieldError {
 	}
 	if c.Runtime.GOGC < 10 || c.Runtime.GOGC > 1000 {
 		add("runtime.gogc", "must be between 10 and 1000, got %d", c.Runtime.GOGC)
+	}
+	if p := c.Runtime.SpareProcessors; p < 0 || p > 64 {
+		add("runtime.spare_processors", "must be between 0 and 64, got %d", p)
 	}
 	if r := c.Runtime.MemoryLimitRatio; r < 0 || r > 1 {
 		add("runtime.memory_limit_ratio", "must be between 0 and 1, got %g", r)

@@ -2,7 +2,11 @@ package main
 
 import (
 	"errors"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +69,7 @@ func TestBadConfigs(t *testing.T) {
 			"bad_values.bad.yml:6: query.max_samples: must be positive, got 0",
 			"bad_values.bad.yml:8: limits.max_labels_per_series: must not be negative, got -3",
 			"bad_values.bad.yml:10: ingest.overload_status: must be 503 or 429, got 500",
+			"bad_values.bad.yml:12: runtime.spare_processors: must be between 0 and 64, got -1",
 		},
 		"wrong_type.bad.yml":   {"wrong_type.bad.yml:2: cannot unmarshal !!str `lots` into int64"},
 		"bad_duration.bad.yml": {"bad_duration.bad.yml:2:", "30 minutes"},
@@ -121,5 +126,30 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		if !strings.Contains(help, f) {
 			t.Errorf("--help does not mention %s", f)
 		}
+	}
+}
+
+func TestTuneRuntimeAddsSpareProcessorsBeyondBulkWrites(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" || os.Getenv("GOGC") != "" {
+		t.Skip("GOMAXPROCS or GOGC set in the environment: the gateway leaves the runtime alone then")
+	}
+	cpus := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(cpus)
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+
+	cfg, err := LoadConfigFile("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Runtime.MemoryLimitRatio = 0
+	tuneRuntime(cfg, slog.New(slog.DiscardHandler))
+	if got := runtime.GOMAXPROCS(0); got != cpus+1 {
+		t.Errorf("GOMAXPROCS = %d with the bundled defaults, want the %d CPUs plus one spare", got, cpus)
+	}
+	if cfg.Limits.MaxBulkWrites != cpus {
+		t.Errorf("limits.max_bulk_writes settled to %d, want the CPU count %d", cfg.Limits.MaxBulkWrites, cpus)
+	}
+	if got := debug.SetGCPercent(100); got != 50 {
+		t.Errorf("GOGC = %d, want the bundled runtime.gogc 50", got)
 	}
 }

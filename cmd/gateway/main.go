@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -144,7 +145,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	tuneRuntime(cfg.Runtime, logger)
+	tuneRuntime(cfg, logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -188,8 +189,19 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 	return promslog.New(&promslog.Config{Level: lvl, Format: fmtv, Writer: w})
 }
 
-// tuneRuntime applies the runtime section unless the environment already decided.
-func tuneRuntime(rc RuntimeConfig, logger *slog.Logger) {
+// tuneRuntime applies the runtime section unless the environment already decided. It also
+// settles limits.max_bulk_writes (0: the CPUs the process may use, before spare processors are
+// added), which the spare processors are reckoned against.
+func tuneRuntime(cfg *Config, logger *slog.Logger) {
+	rc := cfg.Runtime
+	cpus := runtime.GOMAXPROCS(0) // Go's default: the CPUs of the machine or the container's quota
+	if cfg.Limits.MaxBulkWrites == 0 {
+		cfg.Limits.MaxBulkWrites = cpus
+	}
+	if rc.SpareProcessors > 0 && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(cpus + rc.SpareProcessors)
+		logger.Debug("spare processors added", "gomaxprocs", cpus+rc.SpareProcessors, "bulk_writes", cfg.Limits.MaxBulkWrites)
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(rc.GOGC)
 	}

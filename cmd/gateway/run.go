@@ -416,6 +416,7 @@ func ingestLimits(cfg *Config) ingest.Limits {
 		MaxLabelNameLength:  unlimited(cfg.Limits.MaxLabelNameLength),
 		MaxLabelValueLength: unlimited(cfg.Limits.MaxLabelValueLength),
 		MaxInflightWrites:   cfg.Limits.MaxInflightWrites, // 0: the default, 2 × CPUs
+		MaxBulkWrites:       cfg.Limits.MaxBulkWrites,     // 0: the default, GOMAXPROCS
 		MaxInflightWait:     time.Duration(cfg.Ingest.InflightWait),
 	}
 }
