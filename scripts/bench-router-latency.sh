@@ -3,9 +3,9 @@
 # publishing on ingest, cmd/loadgen remote-writing a 100k-series fleet (DCGM and vLLM
 # series, 2000 per request). First at full speed for up to 25 s (long enough to include rule
 # evaluations and window upkeep), to find the gateway's maximum ingest rate;
-# then, on a fresh gateway, at half that rate with loadgen's router probe on: every 5 ms a
-# tiny vLLM write, timed until its value arrives on eagle_eye.routing_metrics over NATS
-# (TCP). Everything listens on 127.0.0.1 only; every run is bounded by --requests and
+# then, on a fresh gateway, at half that rate with a second loadgen as the router
+# (--router.probe-only): every 5 ms a tiny vLLM write, timed until its value arrives on
+# eagle_eye.routing_metrics over NATS (TCP). Everything listens on 127.0.0.1 only; every run is bounded by --requests and
 # --duration.
 #
 # Environment (all optional):
@@ -91,16 +91,25 @@ for run in $(seq 1 "$RUNS"); do
 	start_gateway "half$run"
 	sleep 2
 	echo "== half rate ($HALF samples/s) with the router probe, run $run" >&2
-	loadgen --duration=5m --rate="$HALF" --requests="$REQUESTS" --router.nats-url=nats://127.0.0.1:14222 \
-		>"$BENCH_DIR/results/half-run$run.txt"
-	cat "$BENCH_DIR/results/half-run$run.txt" >&2
+	loadgen --duration=5m --rate="$HALF" --requests="$REQUESTS" >"$BENCH_DIR/results/half-run$run.txt" &
+	LOAD_PID=$!
+	# The router is a process of its own, as in production; it starts once the first round
+	# (series creation) is in and stops before the load does.
+	sleep 3
+	"$BENCH_DIR/loadgen" --url=http://127.0.0.1:19095/api/v1/write --router.nats-url=nats://127.0.0.1:14222 \
+		--router.probe-only --duration="$((SECONDS_HALF - 5))s" >"$BENCH_DIR/results/probe-run$run.txt"
+	wait "$LOAD_PID"
+	cat "$BENCH_DIR/results/half-run$run.txt" "$BENCH_DIR/results/probe-run$run.txt" >&2
 	stop_gateway
 done
 
 printf '%-10s %12s %10s %8s %10s %10s %10s\n' run samples/s cpu-s/1M probes p50 p99 max
 for f in "$BENCH_DIR/results/max.txt" "$BENCH_DIR"/results/half-run*.txt; do
-	awk -v r="$(basename "$f" .txt)" -F': *' '
+	r=$(basename "$f" .txt)
+	probe="$BENCH_DIR/results/probe-${r#half-}.txt"
+	[[ -f "$probe" ]] || probe=/dev/null
+	awk -v r="$r" -F': *' '
 		/^samples\/s/ {sps=$2} /cpu-s per 1M/ {cpu=$2} /^router probes/ {split($2, p, " "); probes=p[3]}
 		/^router latency p50/ {p50=$2} /^router latency p99/ {p99=$2} /^router latency max/ {mx=$2}
-		END {printf "%-10s %12s %10s %8s %10s %10s %10s\n", r, sps, cpu, probes, p50, p99, mx}' "$f"
+		END {printf "%-10s %12s %10s %8s %10s %10s %10s\n", r, sps, cpu, probes, p50, p99, mx}' "$f" "$probe"
 done

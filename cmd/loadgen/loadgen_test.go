@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -288,4 +289,18 @@ func TestRouterProbe(t *testing.T) {
 		t.Errorf("report:\n%s", sb.String())
 	}
 	t.Logf("%d probes: p50 %s p99 %s", r.Received, r.P50, r.P99)
+
+	// The probe alone, as the router process beside a load generator.
+	var out, errb strings.Builder
+	code := cli([]string{"--url=" + srv.URL, "--router.nats-url=" + pub.NATSURL(), "--router.probe-only",
+		"--duration=500ms"}, &out, &errb)
+	var sent, received, failed int
+	_, scanErr := fmt.Sscanf(out.String(), "router probes:       %d sent, %d received, %d write failures", &sent, &received, &failed)
+	if code != 0 || scanErr != nil || sent < 50 || failed != 0 || received < sent*9/10 {
+		t.Fatalf("--router.probe-only: exit %d (%v), stdout:\n%s\nstderr:\n%s", code, scanErr, out.String(), errb.String())
+	}
+	if code := cli([]string{"--router.probe-only", "--duration=1s"}, io.Discard, &errb); code != 2 ||
+		!strings.Contains(errb.String(), "--router.probe-only needs --router.nats-url") {
+		t.Errorf("--router.probe-only without NATS: exit %d, %q", code, errb.String())
+	}
 }

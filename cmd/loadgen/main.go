@@ -39,6 +39,7 @@ type Flags struct {
 	Progress          time.Duration
 	RouterNATS        string
 	ProbeInterval     time.Duration
+	ProbeOnly         bool
 }
 
 func main() {
@@ -84,6 +85,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		StringVar(&f.RouterNATS)
 	app.Flag("router.probe-interval", "Time between two router probe writes.").
 		Default("5ms").DurationVar(&f.ProbeInterval)
+	app.Flag("router.probe-only", "Send no fleet load: only run the router probe (--router.nats-url) for --duration and report its latency. Run it beside a loadgen that sends the load, so that the router, like a real one, is a process of its own.").
+		BoolVar(&f.ProbeOnly)
 
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
@@ -95,6 +98,9 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if f.ProbeOnly {
+		return probeOnly(ctx, &f, stdout, stderr)
+	}
 	rep, err := run(ctx, &f, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
@@ -125,8 +131,29 @@ func (f *Flags) validate() error {
 		return errors.New("--pid must not be negative and --clock-ticks must be positive")
 	case f.RouterNATS != "" && f.ProbeInterval <= 0:
 		return errors.New("--router.probe-interval must be positive")
+	case f.ProbeOnly && (f.RouterNATS == "" || f.Duration <= 0):
+		return errors.New("--router.probe-only needs --router.nats-url and a --duration")
 	}
 	return nil
+}
+
+// probeOnly runs the router probe alone for f.Duration and prints its report; like a load
+// run, it exits 3 when a probe write failed.
+func probeOnly(ctx context.Context, f *Flags, stdout, stderr io.Writer) int {
+	probe, err := startRouterProbe(f.URL, f.RouterNATS, f.ProbeInterval, f.Timeout)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return 1
+	}
+	runCtx, cancel := context.WithTimeout(ctx, f.Duration)
+	defer cancel()
+	probe.run(runCtx)
+	r := probe.finish(2 * time.Second)
+	r.Write(stdout)
+	if r.Failed > 0 {
+		return 3
+	}
+	return 0
 }
 
 // gate keeps the requests of one slot (the same series, successive rounds) in round order.

@@ -262,3 +262,13 @@ func (g *group) expand(tmpl, key, model string) string {
 func parseSelector(s string) ([]*labels.Matcher, error) {
 	return parser.NewParser(parser.Options{}).ParseMetricSelector(s)
 }
+
+// hasOnIngest reports whether any group publishes on ingest.
+func (p *Publisher) hasOnIngest() bool {
+	for _, g := range p.groups {
+		if g.onIngest {
+			return true
+		}
+	}
+	return false
+}

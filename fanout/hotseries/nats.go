@@ -21,12 +21,19 @@ import (
 // natsTransport publishes each message on its subject and puts it in the KV bucket, both
 // as plain core-NATS publishes: nothing waits for an acknowledgement. While disconnected,
 // nats.go buffers up to ReconnectBufSize; past it messages are dropped and counted.
+//
+// On-ingest groups' live messages go out on a second connection. A connection's publishes
+// share one lock and one write buffer, which its flusher holds while it writes, and the
+// embedded server reads the in-process connection as fast as it handles what it read: a
+// live message queued behind an interval group's round of thousands waited tens of
+// milliseconds for the lock.
 type natsTransport struct {
 	p        *Publisher
 	cfg      NATSConfig
 	srv      *server.Server // embedded server, nil for an external one
 	tmpDir   string         // removed on close
-	nc       *nats.Conn
+	nc       *nats.Conn     // KV puts and interval groups' messages
+	live     *nats.Conn     // on-ingest groups' messages; nil when there are none
 	kvPrefix string
 	log      *throttle
 
@@ -91,6 +98,16 @@ func startNATS(cfg NATSConfig, dataDir string, p *Publisher) (_ *natsTransport, 
 	t.nc, err = nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	if p.hasOnIngest() {
+		// Same options but the handlers: connection state and the bucket follow t.nc.
+		liveOpts := append(opts[:0:0], opts...)
+		liveOpts = append(liveOpts, nats.Name("eagle-eye-hot-series-live"),
+			nats.ConnectHandler(nil), nats.ReconnectHandler(nil),
+			nats.DisconnectErrHandler(nil))
+		if t.live, err = nats.Connect(url, liveOpts...); err != nil {
+			return nil, fmt.Errorf("connect to NATS (live messages): %w", err)
+		}
 	}
 	if t.srv != nil {
 		ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
@@ -250,7 +267,11 @@ func (t *natsTransport) ensureBucket(ctx context.Context) error {
 func (t *natsTransport) send(m *outMessage) bool {
 	var err error
 	if m.subject != "" && !m.kvOnly {
-		err = t.nc.Publish(m.subject, m.data)
+		nc := t.nc
+		if m.live && t.live != nil {
+			nc = t.live
+		}
+		err = nc.Publish(m.subject, m.data)
 	}
 	var kvErr error
 	switch {
@@ -289,11 +310,13 @@ func (t *natsTransport) url() string {
 
 func (t *natsTransport) close() error {
 	t.cancel()
-	if t.nc != nil {
-		if t.nc.IsConnected() {
-			_ = t.nc.FlushTimeout(time.Second)
+	for _, nc := range []*nats.Conn{t.live, t.nc} {
+		if nc != nil {
+			if nc.IsConnected() {
+				_ = nc.FlushTimeout(time.Second)
+			}
+			nc.Close()
 		}
-		t.nc.Close()
 	}
 	t.wg.Wait()
 	if t.srv != nil {

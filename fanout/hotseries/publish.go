@@ -27,7 +27,10 @@ type outMessage struct {
 	// message goes out live only. kvOnly: the entry is being brought up to date with the
 	// last message, which went out live before; nothing goes out live.
 	noKV, kvOnly bool
-	data         []byte
+	// live: the message is from an on-ingest group, whose subscribers wait for it; NATS
+	// sends it on a connection of its own, not behind interval groups' rounds.
+	live bool
+	data []byte
 }
 
 // transport delivers messages. send must not block for long and must copy what it keeps; it
@@ -113,7 +116,8 @@ type scratch struct {
 	infoAt  []int64
 	buf     []byte
 	batch   []*endpoint
-	pending []*endpoint
+	pending []*endpoint // deferred by min_gap, in the order they were deferred
+	nextDue int64       // unix ns when the first of pending is due
 	all     []*endpoint
 }
 
@@ -150,26 +154,29 @@ func (p *Publisher) runGroup(ctx context.Context, g *group) {
 				gap.Reset(wait)
 			}
 		case <-gap.C:
-			if wait, ok := p.publishDirty(g, sc, p.now(), true); ok {
+			if wait, ok := p.publishDue(g, sc, p.now()); ok {
 				gap.Reset(wait)
 			}
 		}
 	}
 }
 
+// dueChunk is how many deferred endpoints publishDue publishes before going back to the
+// select loop: a few hundred microseconds, so that endpoints written meanwhile (the freshest
+// news a router waits for) do not wait behind a wave of deferred ones.
+const dueChunk = 64
+
 // publishDirty publishes the endpoints that received samples. With gapped, an endpoint
-// published less than min_gap ago waits; it returns how long until the first one is due.
+// published less than min_gap ago is deferred to sc.pending instead, for publishDue; the
+// result is then how long until the first deferred endpoint is due, and whether there is one.
 func (p *Publisher) publishDirty(g *group, sc *scratch, now time.Time, gapped bool) (time.Duration, bool) {
 	g.dirtyMu.Lock()
 	sc.batch = append(sc.batch[:0], g.dirty...)
 	clear(g.dirty)
 	g.dirty = g.dirty[:0]
 	g.dirtyMu.Unlock()
-	sc.batch = append(sc.batch, sc.pending...)
-	sc.pending = sc.pending[:0]
 
 	nowNS := now.UnixNano()
-	var wait time.Duration
 	for _, ep := range sc.batch {
 		ep.mu.Lock()
 		if ep.removed || !ep.dirty {
@@ -178,27 +185,70 @@ func (p *Publisher) publishDirty(g *group, sc *scratch, now time.Time, gapped bo
 			continue
 		}
 		if gapped && ep.lastPub != 0 {
-			if due := time.Duration(ep.lastPub + int64(g.minGap) - nowNS); due > 0 {
+			if due := ep.lastPub + int64(g.minGap); due > nowNS {
 				ep.mu.Unlock()
-				if len(sc.pending) == 0 || due < wait {
-					wait = due
+				if len(sc.pending) == 0 || due < sc.nextDue {
+					sc.nextDue = due
 				}
-				sc.pending = append(sc.pending, ep)
+				sc.pending = append(sc.pending, ep) // still queued: writes do not list it again
 				continue
 			}
 		}
-		latency := time.Duration(nowNS - ep.dirtySince)
-		ep.dirty = false
-		ep.queued = false
-		ep.lastPub = nowNS
-		ep.status = statusFresh
-		m := p.encode(g, sc, ep, now, statusFresh)
-		ep.mu.Unlock()
-		p.sendAll(&m)
-		g.m.latency.Observe(latency.Seconds())
+		p.publishFresh(g, sc, ep, now, nowNS)
 	}
 	clear(sc.batch)
-	return wait, len(sc.pending) > 0
+	if len(sc.pending) == 0 {
+		return 0, false
+	}
+	return time.Duration(max(0, sc.nextDue-nowNS)), true
+}
+
+// publishDue publishes deferred endpoints whose min_gap has passed, at most dueChunk of them,
+// and keeps the rest. It reports when to call it again: at once when due ones are left,
+// otherwise when the next one is due.
+func (p *Publisher) publishDue(g *group, sc *scratch, now time.Time) (time.Duration, bool) {
+	nowNS := now.UnixNano()
+	kept, published := sc.pending[:0], 0
+	sc.nextDue = 0
+	for i, ep := range sc.pending {
+		ep.mu.Lock()
+		switch {
+		case ep.removed || !ep.dirty:
+			ep.queued = false
+			ep.mu.Unlock()
+			continue
+		case ep.lastPub+int64(g.minGap) > nowNS || published == dueChunk:
+			due := ep.lastPub + int64(g.minGap)
+			ep.mu.Unlock()
+			if len(kept) == 0 || due < sc.nextDue {
+				sc.nextDue = due
+			}
+			kept = append(kept, ep)
+			continue
+		}
+		p.publishFresh(g, sc, ep, now, nowNS)
+		published++
+		sc.pending[i] = nil
+	}
+	clear(sc.pending[len(kept):])
+	sc.pending = kept
+	if len(kept) == 0 {
+		return 0, false
+	}
+	return time.Duration(max(0, sc.nextDue-nowNS)), true
+}
+
+// publishFresh publishes ep, locked by the caller, as a fresh message and unlocks it.
+func (p *Publisher) publishFresh(g *group, sc *scratch, ep *endpoint, now time.Time, nowNS int64) {
+	latency := time.Duration(nowNS - ep.dirtySince)
+	ep.dirty = false
+	ep.queued = false
+	ep.lastPub = nowNS
+	ep.status = statusFresh
+	m := p.encode(g, sc, ep, now, statusFresh)
+	ep.mu.Unlock()
+	p.sendAll(&m)
+	g.m.latency.Observe(latency.Seconds())
 }
 
 // sweep publishes endpoints that fell silent as stale, and removes those silent for longer.
@@ -406,7 +456,8 @@ func (p *Publisher) encode(g *group, sc *scratch, ep *endpoint, now time.Time, s
 	b = strconv.AppendInt(b, now.UnixMilli(), 10)
 	b = append(b, '}')
 	sc.buf = b
-	m := outMessage{group: g.name, subject: ep.subject, topic: ep.topic, kvKey: ep.kvKey, removed: status == statusRemoved, data: b}
+	m := outMessage{group: g.name, subject: ep.subject, topic: ep.topic, kvKey: ep.kvKey, removed: status == statusRemoved,
+		live: g.onIngest, data: b}
 	// A fresh message following a fresh one within kv_update_interval skips the KV entry and
 	// leaves a copy for sweep to write later; any change of status is written at once.
 	nowNS := now.UnixNano()

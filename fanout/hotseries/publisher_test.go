@@ -2,7 +2,9 @@ package hotseries
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -424,4 +426,153 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestDeferredWaveYieldsToFreshEndpoints drives one on-ingest group by hand (no publishing
+// goroutine): when many endpoints deferred by min_gap come due together, they are published a
+// chunk at a time, and an endpoint written meanwhile goes out before the rest of the wave
+// instead of waiting for all of it.
+func TestDeferredWaveYieldsToFreshEndpoints(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.BuiltinGroups = nil
+	g := routingGroup()
+	g.Mode = ModeOnIngest
+	g.MinGap = model.Duration(100 * time.Millisecond)
+	cfg.Groups = []GroupConfig{g}
+	ft := &fakeTransport{}
+	p, err := New(Options{Config: cfg, transports: []transport{ft}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grp, sc := p.groups[0], &scratch{devIdx: map[string]int{}}
+
+	const wave = 3*dueChunk + 10
+	fleet := make([]engine, wave)
+	for i := range fleet {
+		fleet[i] = engine{pod: fmt.Sprintf("wave-%d", i), model: "m", flavor: "vllm", waiting: 1, running: 1, kv: 0.5}
+	}
+	t0 := time.Now()
+	write(t, p, fleetRequest(fleet, t0.UnixMilli(), 1))
+	if _, deferred := p.publishDirty(grp, sc, t0, true); deferred || len(ft.take()) != wave {
+		t.Fatal("first write: every endpoint should be published at once")
+	}
+	// Written again 10 ms later: all deferred until t0+100ms.
+	write(t, p, fleetRequest(fleet, t0.UnixMilli()+10, 2))
+	wait, deferred := p.publishDirty(grp, sc, t0.Add(10*time.Millisecond), true)
+	if !deferred || wait != 90*time.Millisecond || len(ft.take()) != 0 {
+		t.Fatalf("within min_gap: wait %v, deferred %v; want 90ms, true and nothing published", wait, deferred)
+	}
+	if wait, deferred := p.publishDue(grp, sc, t0.Add(50*time.Millisecond)); !deferred || wait != 50*time.Millisecond || len(ft.take()) != 0 {
+		t.Fatalf("before the gap ends: wait %v, deferred %v", wait, deferred)
+	}
+
+	due := t0.Add(100 * time.Millisecond)
+	wait, deferred = p.publishDue(grp, sc, due)
+	if got := len(ft.take()); got != dueChunk || !deferred || wait != 0 {
+		t.Fatalf("first chunk of the wave: %d messages, wait %v, deferred %v; want %d, 0, true", got, wait, deferred, dueChunk)
+	}
+	fresh := engine{pod: "fresh", model: "m", flavor: "vllm", waiting: 9, running: 1, kv: 0.5}
+	write(t, p, fleetRequest([]engine{fresh}, due.UnixMilli(), 1))
+	if _, deferred := p.publishDirty(grp, sc, due, true); !deferred {
+		t.Fatal("the rest of the wave should still be deferred")
+	}
+	if ms := ft.take(); len(ms) != 1 || ms[0].Endpoint["pod"] != "fresh" {
+		t.Fatalf("the endpoint written during the wave: %d messages %v, want it alone, before the wave's rest", len(ms), ms)
+	}
+	rest := 0
+	for deferred {
+		_, deferred = p.publishDue(grp, sc, due)
+		ms := ft.take()
+		if len(ms) > dueChunk {
+			t.Fatalf("%d messages in one round, want at most %d", len(ms), dueChunk)
+		}
+		for _, m := range ms {
+			if m.SampleTimestamp != t0.UnixMilli()+10 {
+				t.Errorf("%s: sample timestamp %d, want the second write's", m.Endpoint["pod"], m.SampleTimestamp)
+			}
+		}
+		rest += len(ms)
+	}
+	if rest != wave-dueChunk {
+		t.Errorf("the wave's rest: %d messages, want %d", rest, wave-dueChunk)
+	}
+}
+
+// TestMessagesCarryWholeRequests writes one endpoint's two fields in one request, hundreds of
+// times, while other writes keep the publishing goroutine busy: no message may carry one field
+// of a request and the other of the request before. (A publisher that picked the endpoint up
+// between its two series would publish half the request, and the other half would wait
+// min_gap.)
+func TestMessagesCarryWholeRequests(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.BuiltinGroups = nil
+	g := routingGroup()
+	g.Mode = ModeOnIngest
+	g.MinGap = model.Duration(time.Millisecond)
+	cfg.Groups = []GroupConfig{g}
+	ft := &fakeTransport{}
+	p, err := New(Options{Config: cfg, transports: []transport{ft}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+
+	// Other engines, written without pause: the publisher is at work most of the time.
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		for k := int64(1); ctx.Err() == nil; k++ {
+			req := &ingest.Request{}
+			for i := range 50 {
+				req.Series = append(req.Series, series("vllm:num_requests_waiting",
+					map[string]string{"namespace": "ns", "pod": "other-" + strconv.Itoa(i), "model_name": "m"}, k, 1))
+			}
+			_, _ = p.Write(ctx, req)
+		}
+	}()
+
+	ls := map[string]string{"namespace": "ns", "pod": "engine-0", "model_name": "m"}
+	const writes = 300
+	for k := 1; k <= writes; k++ {
+		ts := int64(k)
+		req := &ingest.Request{Series: []ingest.Series{series("vllm:num_requests_waiting", ls, ts, float64(k))}}
+		// Series of no group in between, as in an exporter's request.
+		for i := range 1000 {
+			req.Series = append(req.Series, series("node_load1", map[string]string{"instance": strconv.Itoa(i)}, ts, 1))
+		}
+		req.Series = append(req.Series, series("vllm:kv_cache_usage_perc", ls, ts, float64(k)/writes))
+		write(t, p, req)
+		time.Sleep(2 * time.Millisecond) // past min_gap: the next write finds the endpoint published
+	}
+	waitFor(t, 5*time.Second, "the last write's message", func() bool {
+		ft.mu.Lock()
+		defer ft.mu.Unlock()
+		for _, m := range ft.msgs {
+			if m.Endpoint["pod"] == "engine-0" && m.Metrics["num_requests_waiting"] == writes {
+				return true
+			}
+		}
+		return false
+	})
+	cancel()
+	<-busy
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range ft.take() {
+		if m.Endpoint["pod"] != "engine-0" {
+			continue
+		}
+		n++
+		w, kv := m.Metrics["num_requests_waiting"], m.Metrics["kv_cache_usage"]
+		if math.Round(kv*writes) != w {
+			t.Fatalf("message with num_requests_waiting %v but kv_cache_usage %v: two requests mixed", w, kv)
+		}
+	}
+	if n < writes/2 {
+		t.Errorf("%d messages for %d writes spaced past min_gap", n, writes)
+	}
 }

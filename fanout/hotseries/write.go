@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/value"
 
@@ -23,19 +24,49 @@ func (p *Publisher) Write(_ context.Context, req *ingest.Request) (ingest.Stats,
 	now := p.now().UnixNano()
 	hot := len(p.groups) > 0
 	var wake uint64 // groups with newly dirty endpoints, by index (63: 63 and up)
+	var enq *[]*endpoint
+	if hot {
+		enq = enqueuePool.Get().(*[]*endpoint)
+	}
 	for i := range req.Series {
 		s := &req.Series[i]
 		stats.Samples += len(s.Samples)
 		stats.Histograms += len(s.Histograms)
 		stats.Exemplars += len(s.Exemplars)
 		if hot && len(s.Samples) > 0 {
-			wake |= p.writeSeries(s, now)
+			wake |= p.writeSeries(s, now, enq)
 		}
+	}
+	if enq != nil {
+		enqueue(*enq)
+		clear(*enq)
+		*enq = (*enq)[:0]
+		enqueuePool.Put(enq)
 	}
 	if wake != 0 {
 		p.wake(wake)
 	}
 	return stats, nil
+}
+
+// enqueuePool holds the lists of endpoints a Write newly marked dirty.
+var enqueuePool = sync.Pool{New: func() any { return new([]*endpoint) }}
+
+// enqueue puts endpoints on their groups' dirty lists. Write does it once the whole request
+// is applied, not series by series: otherwise a publisher running meanwhile could publish an
+// endpoint with only some of the request's fields, and the rest would wait min_gap.
+func enqueue(eps []*endpoint) {
+	for i := 0; i < len(eps); {
+		g := eps[i].g
+		j := i + 1
+		for j < len(eps) && eps[j].g == g {
+			j++
+		}
+		g.dirtyMu.Lock()
+		g.dirty = append(g.dirty, eps[i:j]...)
+		g.dirtyMu.Unlock()
+		i = j
+	}
 }
 
 // wake tells the publishing goroutines of the groups in mask that endpoints are dirty, once
@@ -61,9 +92,9 @@ func (p *Publisher) wake(mask uint64) {
 	}
 }
 
-// writeSeries records the newest sample of s in every group state it feeds and returns the
-// groups (wake mask bits) that have an endpoint newly marked dirty.
-func (p *Publisher) writeSeries(s *ingest.Series, now int64) (wake uint64) {
+// writeSeries records the newest sample of s in every group state it feeds, adds the
+// endpoints it newly marked dirty to enq, and returns their groups (wake mask bits).
+func (p *Publisher) writeSeries(s *ingest.Series, now int64, enq *[]*endpoint) (wake uint64) {
 	// The newest sample is all that is kept.
 	smp := s.Samples[0]
 	for _, x := range s.Samples[1:] {
@@ -91,6 +122,7 @@ func (p *Publisher) writeSeries(s *ingest.Series, now int64) (wake uint64) {
 			ok, enqueued := p.update(st, smp.T, smp.V, now)
 			alive = ok && alive
 			if enqueued {
+				*enq = append(*enq, st.ep)
 				wake |= 1 << min(st.ep.g.idx, 63)
 			}
 		}
@@ -103,7 +135,7 @@ func (p *Publisher) writeSeries(s *ingest.Series, now int64) (wake uint64) {
 }
 
 // update records a sample in st. It reports false when st was removed from its endpoint, and
-// whether the endpoint was newly put on its group's dirty list.
+// whether the endpoint was newly marked queued: the caller puts it on its group's dirty list.
 func (p *Publisher) update(st *seriesState, t int64, v float64, now int64) (alive, enqueued bool) {
 	ep := st.ep
 	ep.mu.Lock()
@@ -138,12 +170,6 @@ func (p *Publisher) update(st *seriesState, t int64, v float64, now int64) (aliv
 	enqueue := !ep.queued
 	ep.queued = true
 	ep.mu.Unlock()
-	if enqueue {
-		g := ep.g
-		g.dirtyMu.Lock()
-		g.dirty = append(g.dirty, ep)
-		g.dirtyMu.Unlock()
-	}
 	return true, enqueue
 }
 
