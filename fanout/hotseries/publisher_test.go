@@ -288,13 +288,20 @@ func TestStaleWithinTwoIntervalsThenRemoved(t *testing.T) {
 	})
 }
 
-func TestOnIngestMinGap(t *testing.T) {
+// onIngestRouting is a configuration with the routing group alone, publishing on ingest with
+// the given min_gap.
+func onIngestRouting(minGap time.Duration) Config {
 	cfg := DefaultConfig()
 	cfg.BuiltinGroups = nil
 	g := routingGroup()
 	g.Mode = ModeOnIngest
-	g.MinGap = model.Duration(100 * time.Millisecond)
+	g.MinGap = model.Duration(minGap)
 	cfg.Groups = []GroupConfig{g}
+	return cfg
+}
+
+func TestOnIngestMinGap(t *testing.T) {
+	cfg := onIngestRouting(100 * time.Millisecond)
 	e := testFleet()[:1]
 	runFake(t, cfg, func(p *Publisher, ft *fakeTransport, _ *prometheus.Registry) {
 		start := time.Now()
@@ -433,12 +440,7 @@ func keys[V any](m map[string]V) []string {
 // chunk at a time, and an endpoint written meanwhile goes out before the rest of the wave
 // instead of waiting for all of it.
 func TestDeferredWaveYieldsToFreshEndpoints(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.BuiltinGroups = nil
-	g := routingGroup()
-	g.Mode = ModeOnIngest
-	g.MinGap = model.Duration(100 * time.Millisecond)
-	cfg.Groups = []GroupConfig{g}
+	cfg := onIngestRouting(100 * time.Millisecond)
 	ft := &fakeTransport{}
 	p, err := New(Options{Config: cfg, transports: []transport{ft}})
 	if err != nil {
@@ -504,12 +506,7 @@ func TestDeferredWaveYieldsToFreshEndpoints(t *testing.T) {
 // between its two series would publish half the request, and the other half would wait
 // min_gap.)
 func TestMessagesCarryWholeRequests(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.BuiltinGroups = nil
-	g := routingGroup()
-	g.Mode = ModeOnIngest
-	g.MinGap = model.Duration(time.Millisecond)
-	cfg.Groups = []GroupConfig{g}
+	cfg := onIngestRouting(time.Millisecond)
 	ft := &fakeTransport{}
 	p, err := New(Options{Config: cfg, transports: []transport{ft}})
 	if err != nil {
