@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/prometheus/model/metadata"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -131,6 +132,30 @@ func TestForwardMetadataHistogramsExemplars(t *testing.T) {
 	}
 	if _, ok := r.meta["vllm:num_requests_waiting"]; !ok {
 		t.Errorf("family metadata not forwarded: %+v", r.meta)
+	}
+}
+
+// TestForwardMetadataOff: with metadata_config.send false, as in Prometheus, neither series
+// metadata nor family metadata reaches the destination; the samples do.
+func TestForwardMetadataOff(t *testing.T) {
+	for _, proto := range []string{protoV1, protoV2} {
+		t.Run(proto, func(t *testing.T) {
+			r := newReceiver(t)
+			f, _ := startForwarder(t, fastQueue(r.url(), proto, "")+"    metadata_config:\n      send: false\n", t.TempDir())
+			s := series([]string{"__name__", "vllm:num_requests_running", "pod", "a"}, ingest.Sample{T: 1000, V: 3})
+			s.Metadata.Help = "Requests running."
+			s.Metadata.Type = "gauge"
+			if _, err := f.Write(context.Background(), &ingest.Request{Version: ingest.V2, Series: []ingest.Series{s},
+				Metadata: []ingest.FamilyMetadata{{Family: "vllm:num_requests_waiting", Metadata: metadata.Metadata{Help: "Waiting."}}}}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 10*time.Second, "delivery", func() bool { return r.total() == 1 })
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if len(r.meta) != 0 {
+				t.Errorf("metadata forwarded with metadata_config.send false: %+v", r.meta)
+			}
+		})
 	}
 }
 

@@ -107,7 +107,7 @@ func New(o Options) (*Forwarder, error) {
 			f.closeQueues()
 			return nil, err
 		}
-		d.proc = newProcessor(d.q, rw.WriteRelabelConfigs, rw.SendNativeHistograms, rw.SendExemplars, d.opts.downsample)
+		d.proc = newProcessor(d.q, rw.WriteRelabelConfigs, rw.SendNativeHistograms, rw.SendExemplars, rw.MetadataConfig.Send, d.opts.downsample)
 		f.dests = append(f.dests, d)
 	}
 	return f, nil

@@ -20,6 +20,7 @@ type processor struct {
 	relabel        []*relabel.Config
 	sendHistograms bool
 	sendExemplars  bool
+	sendMetadata   bool
 	ds             *downsampler // nil without rules
 	q              *queue
 
@@ -40,9 +41,9 @@ type procScratch struct {
 	h       writev2.Histogram
 }
 
-func newProcessor(q *queue, rels []*relabel.Config, sendHistograms, sendExemplars bool, rules []DownsampleRule) *processor {
-	p := &processor{relabel: rels, sendHistograms: sendHistograms, sendExemplars: sendExemplars, q: q,
-		defined: map[uint64]struct{}{}}
+func newProcessor(q *queue, rels []*relabel.Config, sendHistograms, sendExemplars, sendMetadata bool, rules []DownsampleRule) *processor {
+	p := &processor{relabel: rels, sendHistograms: sendHistograms, sendExemplars: sendExemplars,
+		sendMetadata: sendMetadata, q: q, defined: map[uint64]struct{}{}}
 	p.sc.lb = labels.NewBuilder(labels.EmptyLabels())
 	if len(rules) > 0 {
 		p.ds = newDownsampler(rules)
@@ -117,13 +118,19 @@ func (p *processor) encode(req *ingest.Request, nowMs int64) []byte {
 		if p.sendExemplars {
 			exs = s.Exemplars
 		}
-		if len(samples) == 0 && len(hists) == 0 && len(exs) == 0 && s.Metadata.IsEmpty() {
+		md := s.Metadata
+		if !p.sendMetadata {
+			md = metadata.Metadata{}
+		}
+		if len(samples) == 0 && len(hists) == 0 && len(exs) == 0 && md.IsEmpty() {
 			continue
 		}
-		e.addSeries(hash, p.define(hash), ls, s.Metadata, samples, hists, exs)
+		e.addSeries(hash, p.define(hash), ls, md, samples, hists, exs)
 	}
-	for _, fm := range req.Metadata {
-		e.addFamily(fm)
+	if p.sendMetadata {
+		for _, fm := range req.Metadata {
+			e.addFamily(fm)
+		}
 	}
 	if e.entries == 0 {
 		e.buf = nil
