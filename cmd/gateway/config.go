@@ -41,6 +41,10 @@ type Config struct {
 	// Alerting: the Alertmanagers the diagnosis alerts are sent to, written exactly as in a
 	// Prometheus configuration's alerting section; see docs/diagnosis.md. Empty: none.
 	Alerting config.AlertingConfig `yaml:"alerting,omitempty"`
+
+	// cpus is the number of CPUs the process may use, found by tuneRuntime before it adds
+	// spare processors; 0 when the runtime was not tuned (in tests).
+	cpus int
 }
 
 // RuntimeConfig tunes the Go runtime.

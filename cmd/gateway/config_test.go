@@ -146,6 +146,9 @@ func TestTuneRuntimeAddsSpareProcessorsBeyondBulkWrites(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != cpus+1 {
 		t.Errorf("GOMAXPROCS = %d with the bundled defaults, want the %d CPUs plus one spare", got, cpus)
 	}
+	if cfg.cpus != cpus {
+		t.Errorf("CPU count for the forwarding shards %d, want %d (spare processors not counted)", cfg.cpus, cpus)
+	}
 	if cfg.Limits.MaxBulkWrites != cpus {
 		t.Errorf("limits.max_bulk_writes settled to %d, want the CPU count %d", cfg.Limits.MaxBulkWrites, cpus)
 	}

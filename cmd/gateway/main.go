@@ -195,6 +195,7 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 func tuneRuntime(cfg *Config, logger *slog.Logger) {
 	rc := cfg.Runtime
 	cpus := runtime.GOMAXPROCS(0) // Go's default: the CPUs of the machine or the container's quota
+	cfg.cpus = cpus
 	if cfg.Limits.MaxBulkWrites == 0 {
 		cfg.Limits.MaxBulkWrites = cpus
 	}

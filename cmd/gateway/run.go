@@ -95,7 +95,7 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		if queueDir == "" {
 			return errors.New("remote_write is configured but there is no durable place for its queue: set --storage.dir or --forward.queue-dir")
 		}
-		fwd, err = forward.New(forward.Options{Config: &cfg.Config, Dir: queueDir, Logger: logger, Registerer: reg})
+		fwd, err = forward.New(forward.Options{Config: &cfg.Config, Dir: queueDir, Logger: logger, Registerer: reg, CPUs: cfg.cpus})
 		if err != nil {
 			return fmt.Errorf("forwarding: %w", err)
 		}

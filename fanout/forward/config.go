@@ -246,7 +246,7 @@ type resolved struct {
 }
 
 // resolve merges per-destination options over the defaults and the package defaults.
-func (c *Config) resolve(name, baseDir string, rw *config.RemoteWriteConfig) resolved {
+func (c *Config) resolve(name, baseDir string, rw *config.RemoteWriteConfig, cpus int) resolved {
 	d := c.Forward.Defaults
 	o, ok := c.Forward.Destinations[name]
 	if !ok {
@@ -302,7 +302,10 @@ func (c *Config) resolve(name, baseDir string, rw *config.RemoteWriteConfig) res
 		r.dir = baseDir + "/" + name
 	}
 	if r.shards == 0 {
-		r.shards = min(rw.QueueConfig.MaxShards, max(rw.QueueConfig.MinShards, 2*runtime.GOMAXPROCS(0)))
+		if cpus <= 0 {
+			cpus = runtime.GOMAXPROCS(0)
+		}
+		r.shards = min(rw.QueueConfig.MaxShards, max(rw.QueueConfig.MinShards, 2*cpus))
 	}
 	if r.shards <= 0 {
 		r.shards = 1

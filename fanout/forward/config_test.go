@@ -45,7 +45,7 @@ func TestParseConfigPrometheusPaste(t *testing.T) {
 		t.Errorf("derived name %q", name)
 	}
 
-	r := c.resolve("mimir", "/q", m)
+	r := c.resolve("mimir", "/q", m, 0)
 	if r.dir != "/q/mimir" || r.maxBytes != 512<<20 || r.maxAge != 12*time.Hour || r.fsync != FsyncInterval ||
 		r.fsyncInterval != 50*time.Millisecond || len(r.downsample) != 2 || r.downsample[1].Function != AggLast || !r.dropOOO {
 		t.Errorf("resolved mimir options: %+v", r)
@@ -53,9 +53,12 @@ func TestParseConfigPrometheusPaste(t *testing.T) {
 	if r.shards < 1 || r.shards > 8 {
 		t.Errorf("shards %d not within [min_shards, max_shards]", r.shards)
 	}
-	r2 := c.resolve(name, "/q", s)
+	r2 := c.resolve(name, "/q", s, 3)
 	if r2.maxBytes != 2<<30 || r2.fsync != FsyncAlways || len(r2.downsample) != 0 || r2.dir != "/q/"+name {
 		t.Errorf("resolved defaults: %+v", r2)
+	}
+	if want := min(s.QueueConfig.MaxShards, max(s.QueueConfig.MinShards, 6)); r2.shards != want {
+		t.Errorf("shards %d for 3 CPUs, want 2 × CPUs within min_shards and max_shards: %d", r2.shards, want)
 	}
 	if r2.segmentBytes != DefaultSegmentBytes {
 		t.Errorf("segment bytes %d", r2.segmentBytes)

@@ -32,6 +32,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// CPUs sizes the default shard count (2 × CPUs, within min_shards and max_shards); 0 means
+	// GOMAXPROCS. A process that runs spare Go processors passes its CPU count: more shards
+	// than that only cost CPU (each reads every record) against a destination that keeps up.
+	CPUs int
 }
 
 // Forwarder is an ingest.Sink that queues everything written to it, durably, for each
@@ -102,7 +106,7 @@ func New(o Options) (*Forwarder, error) {
 	}
 	f.m = newMetrics(o.Registerer, f)
 	for _, rw := range cfg.RemoteWrite {
-		d, err := f.newDestination(cfg, rw, o.Dir)
+		d, err := f.newDestination(cfg, rw, o.Dir, o.CPUs)
 		if err != nil {
 			f.closeQueues()
 			return nil, err
@@ -113,9 +117,9 @@ func New(o Options) (*Forwarder, error) {
 	return f, nil
 }
 
-func (f *Forwarder) newDestination(cfg *Config, rw *config.RemoteWriteConfig, baseDir string) (*destination, error) {
+func (f *Forwarder) newDestination(cfg *Config, rw *config.RemoteWriteConfig, baseDir string, cpus int) (*destination, error) {
 	name := DestinationName(rw)
-	opts := cfg.resolve(name, baseDir, rw)
+	opts := cfg.resolve(name, baseDir, rw, cpus)
 	if opts.dir == "" {
 		return nil, fmt.Errorf("destination %s: no queue directory: set the forward queue directory (or forward.destinations.%s.queue_dir)", name, name)
 	}
