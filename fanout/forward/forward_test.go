@@ -103,9 +103,11 @@ func TestForwardEverySample(t *testing.T) {
 			writeFleet(t, f, n, reqs, base)
 			eventually(t, 30*time.Second, "every sample delivered", func() bool { return r.total() >= n*reqs })
 			checkFleet(t, r, n, reqs, base)
-			if got := metricValue(t, reg, "eagle_eye_forward_sent_samples_total", map[string]string{"destination": "lts"}); got != n*reqs {
-				t.Errorf("sent_samples_total = %v", got)
-			}
+			// The sender counts a batch once its answer is back, a moment after the receiver
+			// has stored it.
+			eventually(t, 10*time.Second, "sent_samples_total = every sample", func() bool {
+				return metricValue(t, reg, "eagle_eye_forward_sent_samples_total", map[string]string{"destination": "lts"}) == n*reqs
+			})
 			eventually(t, 10*time.Second, "queue drained", func() bool {
 				return metricValue(t, reg, "eagle_eye_forward_queue_samples", nil) == 0
 			})
@@ -294,15 +296,18 @@ func TestRefused400Dropped(t *testing.T) {
 		return r.total()+refused == n*reqs
 	})
 	mu.Lock()
-	defer mu.Unlock()
-	if refused == 0 {
+	nRefused := refused
+	mu.Unlock()
+	if nRefused == 0 {
 		t.Fatal("nothing refused")
 	}
-	if got := metricValue(t, reg, "eagle_eye_forward_dropped_samples_total", map[string]string{"reason": "http_400"}); int(got) != refused {
-		t.Errorf("dropped{http_400} = %v, want %d", got, refused)
-	}
+	// The sender counts a refused batch once the answer is back, a moment after the receiver
+	// has answered.
+	eventually(t, 10*time.Second, "every refused sample counted", func() bool {
+		return int(metricValue(t, reg, "eagle_eye_forward_dropped_samples_total", map[string]string{"reason": "http_400"})) == nRefused
+	})
 	st := f.Status().Destinations[0]
-	if st.DroppedSamples["http_400"] != int64(refused) || st.LastError == "" {
+	if st.DroppedSamples["http_400"] != int64(nRefused) || st.LastError == "" {
 		t.Errorf("status: %+v", st)
 	}
 }
