@@ -210,7 +210,7 @@ func (p *Publisher) publishDue(g *group, sc *scratch, now time.Time) (time.Durat
 	nowNS := now.UnixNano()
 	kept, published := sc.pending[:0], 0
 	sc.nextDue = 0
-	for i, ep := range sc.pending {
+	for _, ep := range sc.pending {
 		ep.mu.Lock()
 		switch {
 		case ep.removed || !ep.dirty:
@@ -228,7 +228,6 @@ func (p *Publisher) publishDue(g *group, sc *scratch, now time.Time) (time.Durat
 		}
 		p.publishFresh(g, sc, ep, now, nowNS)
 		published++
-		sc.pending[i] = nil
 	}
 	clear(sc.pending[len(kept):])
 	sc.pending = kept

@@ -23,7 +23,6 @@ func (p *Publisher) Write(_ context.Context, req *ingest.Request) (ingest.Stats,
 	var stats ingest.Stats
 	now := p.now().UnixNano()
 	hot := len(p.groups) > 0
-	var wake uint64 // groups with newly dirty endpoints, by index (63: 63 and up)
 	var enq *[]*endpoint
 	if hot {
 		enq = enqueuePool.Get().(*[]*endpoint)
@@ -34,17 +33,17 @@ func (p *Publisher) Write(_ context.Context, req *ingest.Request) (ingest.Stats,
 		stats.Histograms += len(s.Histograms)
 		stats.Exemplars += len(s.Exemplars)
 		if hot && len(s.Samples) > 0 {
-			wake |= p.writeSeries(s, now, enq)
+			p.writeSeries(s, now, enq)
 		}
 	}
 	if enq != nil {
-		enqueue(*enq)
+		wake := enqueue(*enq)
 		clear(*enq)
 		*enq = (*enq)[:0]
 		enqueuePool.Put(enq)
-	}
-	if wake != 0 {
-		p.wake(wake)
+		if wake != 0 {
+			p.wake(wake)
+		}
 	}
 	return stats, nil
 }
@@ -52,12 +51,14 @@ func (p *Publisher) Write(_ context.Context, req *ingest.Request) (ingest.Stats,
 // enqueuePool holds the lists of endpoints a Write newly marked dirty.
 var enqueuePool = sync.Pool{New: func() any { return new([]*endpoint) }}
 
-// enqueue puts endpoints on their groups' dirty lists. Write does it once the whole request
-// is applied, not series by series: otherwise a publisher running meanwhile could publish an
-// endpoint with only some of the request's fields, and the rest would wait min_gap.
-func enqueue(eps []*endpoint) {
+// enqueue puts endpoints on their groups' dirty lists and returns those groups (by index, 63:
+// 63 and up) for wake. Write does it once the whole request is applied, not series by series:
+// otherwise a publisher running meanwhile could publish an endpoint with only some of the
+// request's fields, and the rest would wait min_gap.
+func enqueue(eps []*endpoint) (groups uint64) {
 	for i := 0; i < len(eps); {
 		g := eps[i].g
+		groups |= 1 << min(g.idx, 63)
 		j := i + 1
 		for j < len(eps) && eps[j].g == g {
 			j++
@@ -67,6 +68,7 @@ func enqueue(eps []*endpoint) {
 		g.dirtyMu.Unlock()
 		i = j
 	}
+	return groups
 }
 
 // wake tells the publishing goroutines of the groups in mask that endpoints are dirty, once
@@ -92,9 +94,9 @@ func (p *Publisher) wake(mask uint64) {
 	}
 }
 
-// writeSeries records the newest sample of s in every group state it feeds, adds the
-// endpoints it newly marked dirty to enq, and returns their groups (wake mask bits).
-func (p *Publisher) writeSeries(s *ingest.Series, now int64, enq *[]*endpoint) (wake uint64) {
+// writeSeries records the newest sample of s in every group state it feeds and adds the
+// endpoints it newly marked dirty to enq.
+func (p *Publisher) writeSeries(s *ingest.Series, now int64, enq *[]*endpoint) {
 	// The newest sample is all that is kept.
 	smp := s.Samples[0]
 	for _, x := range s.Samples[1:] {
@@ -103,7 +105,7 @@ func (p *Publisher) writeSeries(s *ingest.Series, now int64, enq *[]*endpoint) (
 		}
 	}
 	if smp.V >= dcgmBlank {
-		return 0
+		return
 	}
 	key := keyOf(s)
 	for range 2 { // a second pass only when a state was removed under us
@@ -111,7 +113,7 @@ func (p *Publisher) writeSeries(s *ingest.Series, now int64, enq *[]*endpoint) (
 		if e == nil {
 			e = p.resolve(s, now)
 			if e == nil {
-				return wake
+				return
 			}
 			if n := p.cache.put(key, e); n > 0 {
 				p.m.cacheEvictions.Add(float64(n))
@@ -123,15 +125,13 @@ func (p *Publisher) writeSeries(s *ingest.Series, now int64, enq *[]*endpoint) (
 			alive = ok && alive
 			if enqueued {
 				*enq = append(*enq, st.ep)
-				wake |= 1 << min(st.ep.g.idx, 63)
 			}
 		}
 		if alive {
-			return wake
+			return
 		}
 		p.cache.put(key, nil) // resolve again on the next pass
 	}
-	return wake
 }
 
 // update records a sample in st. It reports false when st was removed from its endpoint, and
