@@ -66,6 +66,9 @@ type decoder struct {
 	lim  *limits
 	maxT int64 // newest accepted timestamp (ms)
 	bulk bool  // the body is at least BulkWriteBytes decoded: the write yields as it goes
+	// reordered is set when a series' labels arrived out of order and were sorted: the
+	// decoded request then differs from the body.
+	reordered bool
 
 	valid    Stats // valid data handed to sinks
 	problems problems
@@ -120,7 +123,7 @@ func (d *decoder) reset() {
 	d.body, d.buf = d.body[:0], d.buf[:0]
 	d.valid = Stats{}
 	d.problems.reset()
-	d.lim, d.bulk = nil, false
+	d.lim, d.bulk, d.reordered = nil, false, false
 }
 
 // YieldEvery is how many series a bulk write's decoder, and the window's appender, process

@@ -400,6 +400,9 @@ func (h *Handler) write(ctx context.Context, d *decoder) (Stats, error) {
 		problems = append(problems, err.Error())
 	}
 	written := valid
+	if d.problems.total == 0 && !d.reordered {
+		req.Body = d.body
+	}
 	if len(req.Series) > 0 || len(req.Metadata) > 0 {
 		for i, s := range h.sinks {
 			if d.bulk {
@@ -415,6 +418,9 @@ func (h *Handler) write(ctx context.Context, d *decoder) (Stats, error) {
 			}
 			if errors.Is(err, ErrInvalid) && !errors.Is(err, ErrOverloaded) {
 				problems = append(problems, fmt.Sprintf("sink %d rejected data: %v", i, err))
+				// Refused data (out of order, a duplicate with another value) would make a
+				// destination refuse the whole body: later sinks must not pass it on as it is.
+				req.Body = nil
 				continue
 			}
 			if i < len(h.sinks)-1 {

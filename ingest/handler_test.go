@@ -362,3 +362,58 @@ func TestBulkWritesAreBoundedAndSmallWritesPassThem(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyOfferedOnlyWhenIntact checks when sinks see the request body as it arrived: only
+// when the decoded series are all of it, unchanged, and no earlier sink refused part of it.
+func TestBodyOfferedOnlyWhenIntact(t *testing.T) {
+	sorted := snappy(marshalV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		v1Series([]string{"__name__", "up", "job", "a"}, 1, 2),
+		v1Series([]string{"__name__", "up", "job", "b"}, 1, 2)}}))
+	unsorted := snappy(marshalV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		v1Series([]string{"job", "a", "__name__", "up"}, 1, 2)}}))
+	oneInvalid := snappy(marshalV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		v1Series([]string{"__name__", "up", "job", "a"}, 1, 2),
+		v1Series([]string{"job", "no-name"}, 1, 2)}}))
+	v2 := snappy(marshalV2(t, newV2Builder().series([]string{"__name__", "up", "job", "a"}, 1, 2).build()))
+	refuse := SinkFunc(func(context.Context, *Request) (Stats, error) {
+		return Stats{}, fmt.Errorf("window: %w: out of order sample", ErrInvalid)
+	})
+	for _, tc := range []struct {
+		name     string
+		ctype    string
+		body     []byte
+		refuse   bool // a first sink refuses part of the request
+		wantBody bool
+	}{
+		{"intact v1", ctV1, sorted, false, true},
+		{"intact v2", ctV2, v2, false, true},
+		{"labels reordered", ctV1, unsorted, false, false},
+		{"a series dropped", ctV1, oneInvalid, false, false},
+		{"an earlier sink refused data", ctV1, sorted, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []byte
+			seen := false
+			last := SinkFunc(func(_ context.Context, req *Request) (Stats, error) {
+				seen = true
+				got = bytes.Clone(req.Body)
+				return Stats{Samples: 1 << 20}, nil
+			})
+			sinks := []Sink{last}
+			if tc.refuse {
+				sinks = []Sink{refuse, last}
+			}
+			h, _ := newTestHandler(t, Options{Sinks: sinks})
+			post(h, tc.ctype, "snappy", tc.body)
+			if !seen {
+				t.Fatal("the sink was not called")
+			}
+			if tc.wantBody && !bytes.Equal(got, tc.body) {
+				t.Errorf("Body = %d bytes, want the %d bytes posted", len(got), len(tc.body))
+			}
+			if !tc.wantBody && got != nil {
+				t.Errorf("Body set (%d bytes), want nil", len(got))
+			}
+		})
+	}
+}

@@ -85,6 +85,12 @@ type Request struct {
 	Version  Version
 	Series   []Series
 	Metadata []FamilyMetadata
+	// Body is the request body as it arrived (snappy-compressed protobuf of Version), set only
+	// when Series and Metadata carry all of it unchanged (validation dropped nothing and no
+	// series had its labels reordered) and no earlier sink refused any of it (out of order,
+	// a duplicate timestamp with another value). A sink that forwards the request in the same
+	// protocol may send Body as it is instead of encoding Series again. Nil otherwise.
+	Body []byte
 }
 
 // Stats counts what a sink accepted.

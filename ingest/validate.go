@@ -198,6 +198,7 @@ func (d *decoder) validateSeries(rec *seriesRec, idx int, v Version) bool {
 		}
 	}
 	if !sorted {
+		d.reordered = true
 		slices.SortFunc(lbls, compareLabels)
 		for i := 1; i < len(lbls); i++ {
 			if lbls[i].Name == lbls[i-1].Name {

@@ -104,10 +104,16 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 				logger.Error("close forwarding queues", "err", err)
 			}
 		}()
-		// A 2xx promises the samples are in every destination's queue.
-		sinks = append(sinks, fwd)
 	}
 	sinks = append(sinks, window)
+	if fwd != nil {
+		// A 2xx promises the samples are in every destination's queue. The window goes first:
+		// when it refuses a sample (out of order, a duplicate with another value), the
+		// handler stops offering the request's body as it is, so the forwarder encodes what
+		// it sends and leaves such samples out instead of having the destination refuse the
+		// whole body.
+		sinks = append(sinks, fwd)
+	}
 	var hot *hotseries.Publisher
 	if cfg.HotSeries.Enabled {
 		hot, err = hotseries.New(hotseries.Options{Config: cfg.HotSeries, DataDir: f.DataDir, Logger: logger, Registerer: reg})

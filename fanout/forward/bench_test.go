@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +38,19 @@ func benchRequests(rounds int) []*ingest.Request {
 		out = append(out, req)
 	}
 	return out
+}
+
+// withBodies gives every request the body it would have arrived in (version v), as ingest's
+// handler does for an intact request: the forwarder then queues it as it is.
+func withBodies(b *testing.B, reqs []*ingest.Request, v ingest.Version) []*ingest.Request {
+	for _, r := range reqs {
+		body, _, err := encodeBody(v, r.Series)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Version, r.Body = v, body
+	}
+	return reqs
 }
 
 // stamp sets the timestamp of every sample of req for the n-th write of it: each series then
@@ -82,9 +96,16 @@ forward:
 // BenchmarkWrite measures Write (relabel-free encoding, append, fsync per policy) with no
 // sender running: the cost a request pays in the forward sink.
 func BenchmarkWrite(b *testing.B) {
-	reqs := benchRequests(10)
-	for _, policy := range []string{"always", "interval"} {
-		b.Run(policy, func(b *testing.B) {
+	for _, bc := range []struct{ name, policy string }{
+		{"always", "always"}, {"interval", "interval"},
+		{"always-pass-through", "always"}, {"interval-pass-through", "interval"},
+	} {
+		policy := bc.policy
+		b.Run(bc.name, func(b *testing.B) {
+			reqs := benchRequests(10)
+			if strings.HasSuffix(bc.name, "pass-through") {
+				reqs = withBodies(b, reqs, ingest.V1)
+			}
 			f := benchForwarder(b, "http://127.0.0.1:1/api/v1/write", protoV1,
 				"    fsync: "+policy+"\n    max_queue_bytes: 256MiB\n")
 			defer f.Close()
@@ -145,9 +166,20 @@ func cpuTime() time.Duration {
 // drain rate and the process CPU spent per sample while draining (the receiver's share, reading
 // the body, included).
 func BenchmarkForward(b *testing.B) {
-	for _, proto := range []string{protoV1, protoV2} {
-		b.Run(proto, func(b *testing.B) {
+	for _, bc := range []struct {
+		name, proto string
+		v           ingest.Version
+		pass        bool
+	}{
+		{protoV1, protoV1, ingest.V1, false}, {protoV2, protoV2, ingest.V2, false},
+		{protoV1 + "-pass-through", protoV1, ingest.V1, true}, {protoV2 + "-pass-through", protoV2, ingest.V2, true},
+	} {
+		proto := bc.proto
+		b.Run(bc.name, func(b *testing.B) {
 			reqs := benchRequests(10)
+			if bc.pass {
+				reqs = withBodies(b, reqs, bc.v)
+			}
 			srv := sinkServer(b)
 			f := benchForwarder(b, srv.URL, proto, "    fsync: interval\n    max_queue_bytes: 4GiB\n")
 			for i := range b.N {

@@ -1,7 +1,9 @@
 // Package forward forwards everything the gateway ingests to long-term remote-write storage
 // (Prometheus, Thanos, Mimir, VictoriaMetrics, ...) through a crash-safe queue on disk per
-// destination. A Forwarder is an ingest.Sink meant to be the first sink: when its Write
-// returns, the request is durable in every destination's queue, so a 2xx is a promise.
+// destination. A Forwarder is an ingest.Sink meant to come after the window: when its Write
+// returns, the request is durable in every destination's queue, so a 2xx is a promise; a
+// request part of which an earlier sink refused (out of order) is encoded without being passed
+// through (below).
 //
 // # What it owns
 //
@@ -15,7 +17,10 @@
 // under `forward:`; see Config and docs/forwarding.md.
 //
 // Write applies each destination's write_relabel_configs and downsampling rules, encodes what
-// is kept into one record and appends it to the destination's queue. With the fsync policy
+// is kept into one record and appends it to the destination's queue. A request whose body
+// the destination can take as it is (ingest.Request.Body set, same protocol, nothing that
+// relabelling, downsampling or the send_* switches would change) is queued as that body
+// instead, with the 32-bit keys of its series: a pass-through record. With the fsync policy
 // "always" (the default) Write returns after an fsync that concurrent writers share (group
 // commit); with "interval" a background fsync runs every fsync_interval, and an operating-system
 // crash may lose that much. Write waits for the disk only, never for a destination.
@@ -35,6 +40,12 @@
 // arrived, and sends that apart from newer data: against a destination without an
 // out-of-order window, a duplicate can then only cost the duplicate itself.
 //
+// Pass-through records are sent by the destination's relay, one request per record, up to
+// as many in flight as there are shards. The relay holds a record back while one in flight
+// shares a series key with it or while a shard has not yet delivered an encoded record queued
+// before it, and a shard holds an encoded record back until the relay has delivered the
+// pass-through records queued before it: every series stays in queue order across both.
+//
 // # What it refuses to know
 //
 // How requests are received (ingest), the window, or anything else the gateway does. It never
@@ -43,22 +54,25 @@
 // # Goroutines and locks
 //
 // New starts nothing (it recovers the queues from disk). Run starts, per destination, one
-// goroutine per shard and one housekeeping goroutine (segment deletion, the age bound, the
+// goroutine per shard, one for the relay (and one per request it has in flight), and one
+// housekeeping goroutine (segment deletion, the age bound, the
 // interval fsync), plus, for a destination with downsampling rules, one that closes the
 // intervals of quiet series; it returns after Shutdown or Close, or when its context ends.
 // Write runs on the caller's goroutine; writes to one destination are encoded and appended one
-// at a time (processor.mu), so that a series' definition precedes its references.
+// at a time (processor.mu), so that a series' definition precedes its references; pass-through
+// records define nothing and are appended without it.
 //
 // Lock order: Forwarder.writeMu, processor.mu, downsampler.mu, queue.mu; queue.syncMu before
-// queue.mu. destination.mu and throttle.mu are leaves. A shard's state is its goroutine's alone;
-// it shares only its read and done positions with the queue (under queue.mu).
+// queue.mu. destination.mu, destination.flushMu and throttle.mu are leaves. A shard's state is
+// its goroutine's alone, as is the relay's; they share only their read and done positions with
+// the queue (under queue.mu), and the relay asks the shards to flush through flushMu.
 //
 // # Usage
 //
 //	cfg, err := forward.ParseConfig(yamlBytes) // or embed forward.Config in a larger file
 //	fwd, err := forward.New(forward.Options{Config: cfg, Dir: queueDir, Logger: logger, Registerer: reg})
 //	go fwd.Run(context.Background())
-//	handler := ingest.NewHandler(ingest.Options{Sinks: []ingest.Sink{fwd, window, hotSeries}, ...})
+//	handler := ingest.NewHandler(ingest.Options{Sinks: []ingest.Sink{hotSeries, window, fwd}, ...})
 //	mux.Handle("/api/v1/status/forward", fwd.StatusHandler())
 //	...
 //	_ = fwd.Shutdown(ctxWithDeadline) // after the HTTP server stopped taking writes

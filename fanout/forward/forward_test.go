@@ -93,25 +93,66 @@ func fleetComplete(r *receiver, n, reqs int, base int64) bool {
 	return true
 }
 
+// writeModes are the ways a test writes to the forwarder: as decoded requests only (every
+// record encoded), through ingest's handler in the destination's protocol (queued as the body
+// that arrived, sent by the relay), and alternating the two protocols through the handler
+// (both lanes, for the same series).
+var writeModes = []string{"encoded", "pass-through", "mixed"}
+
+// fleetWriter returns the write function of mode for a destination speaking proto.
+func fleetWriter(t testing.TB, f *Forwarder, proto, mode string) func(k int, ss []ingest.Series) error {
+	same, other := ingest.V1, ingest.V2
+	if proto == protoV2 {
+		same, other = other, same
+	}
+	viaSame, viaOther := newViaHandler(t, f, same), newViaHandler(t, f, other)
+	return func(k int, ss []ingest.Series) error {
+		switch {
+		case mode == "pass-through", mode == "mixed" && k%2 == 0:
+			return viaSame.write(ss...)
+		case mode == "mixed":
+			return viaOther.write(ss...)
+		}
+		_, err := f.Write(context.Background(), &ingest.Request{Version: ingest.V2, Series: ss})
+		return err
+	}
+}
+
 func TestForwardEverySample(t *testing.T) {
 	for _, proto := range []string{protoV1, protoV2} {
-		t.Run(proto, func(t *testing.T) {
-			r := newReceiver(t)
-			f, reg := startForwarder(t, fastQueue(r.url(), proto, ""), t.TempDir())
-			const n, reqs = 64, 100
-			base := time.Now().Add(-time.Hour).UnixMilli()
-			writeFleet(t, f, n, reqs, base)
-			eventually(t, 30*time.Second, "every sample delivered", func() bool { return r.total() >= n*reqs })
-			checkFleet(t, r, n, reqs, base)
-			// The sender counts a batch once its answer is back, a moment after the receiver
-			// has stored it.
-			eventually(t, 10*time.Second, "sent_samples_total = every sample", func() bool {
-				return metricValue(t, reg, "eagle_eye_forward_sent_samples_total", map[string]string{"destination": "lts"}) == n*reqs
+		for _, mode := range writeModes {
+			t.Run(proto+"/"+mode, func(t *testing.T) {
+				r := newReceiver(t)
+				f, reg := startForwarder(t, fastQueue(r.url(), proto, ""), t.TempDir())
+				const n, reqs = 64, 100
+				base := time.Now().Add(-time.Hour).UnixMilli()
+				w := fleetWriter(t, f, proto, mode)
+				for k := range reqs {
+					ss := make([]ingest.Series, n)
+					for i := range n {
+						ss[i] = gpuSeries(i, base+int64(k)*1000, float64(k))
+					}
+					if err := w(k, ss); err != nil {
+						t.Fatal(err)
+					}
+				}
+				eventually(t, 30*time.Second, "every sample delivered", func() bool { return r.total() >= n*reqs })
+				checkFleet(t, r, n, reqs, base)
+				// The sender counts a batch once its answer is back, a moment after the
+				// receiver has stored it.
+				eventually(t, 10*time.Second, "sent_samples_total = every sample", func() bool {
+					return metricValue(t, reg, "eagle_eye_forward_sent_samples_total", map[string]string{"destination": "lts"}) == n*reqs
+				})
+				eventually(t, 10*time.Second, "queue drained", func() bool {
+					return metricValue(t, reg, "eagle_eye_forward_queue_samples", nil) == 0
+				})
+				passed := metricValue(t, reg, "eagle_eye_forward_passthrough_samples_total", nil)
+				want := map[string]float64{"encoded": 0, "pass-through": n * reqs, "mixed": n * reqs / 2}[mode]
+				if passed != want {
+					t.Errorf("passthrough_samples_total = %v, want %v", passed, want)
+				}
 			})
-			eventually(t, 10*time.Second, "queue drained", func() bool {
-				return metricValue(t, reg, "eagle_eye_forward_queue_samples", nil) == 0
-			})
-		})
+		}
 	}
 }
 
@@ -273,42 +314,55 @@ func TestDownsampleStaleAndIdle(t *testing.T) {
 }
 
 func TestRefused400Dropped(t *testing.T) {
-	r := newReceiver(t)
-	var mu sync.Mutex
-	refused := 0
-	r.answer = func(n int, ts []prompb.TimeSeries) (int, http.Header) {
-		if n%3 == 0 {
-			mu.Lock()
-			for _, s := range ts {
-				refused += len(s.Samples)
+	for _, mode := range []string{"encoded", "pass-through"} {
+		t.Run(mode, func(t *testing.T) {
+			r := newReceiver(t)
+			var mu sync.Mutex
+			refused := 0
+			r.answer = func(n int, ts []prompb.TimeSeries) (int, http.Header) {
+				if n%3 == 0 {
+					mu.Lock()
+					for _, s := range ts {
+						refused += len(s.Samples)
+					}
+					mu.Unlock()
+					return http.StatusBadRequest, nil
+				}
+				return 0, nil
 			}
+			f, reg := startForwarder(t, fastQueue(r.url(), protoV1, ""), t.TempDir())
+			const n, reqs = 32, 60
+			w := fleetWriter(t, f, protoV1, mode)
+			for k := range reqs {
+				ss := make([]ingest.Series, n)
+				for i := range n {
+					ss[i] = gpuSeries(i, int64(k)*1000, float64(k))
+				}
+				if err := w(k, ss); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eventually(t, 30*time.Second, "all delivered or refused", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return r.total()+refused == n*reqs
+			})
+			mu.Lock()
+			nRefused := refused
 			mu.Unlock()
-			return http.StatusBadRequest, nil
-		}
-		return 0, nil
-	}
-	f, reg := startForwarder(t, fastQueue(r.url(), protoV1, ""), t.TempDir())
-	const n, reqs = 32, 60
-	writeFleet(t, f, n, reqs, 0)
-	eventually(t, 30*time.Second, "all delivered or refused", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return r.total()+refused == n*reqs
-	})
-	mu.Lock()
-	nRefused := refused
-	mu.Unlock()
-	if nRefused == 0 {
-		t.Fatal("nothing refused")
-	}
-	// The sender counts a refused batch once the answer is back, a moment after the receiver
-	// has answered.
-	eventually(t, 10*time.Second, "every refused sample counted", func() bool {
-		return int(metricValue(t, reg, "eagle_eye_forward_dropped_samples_total", map[string]string{"reason": "http_400"})) == nRefused
-	})
-	st := f.Status().Destinations[0]
-	if st.DroppedSamples["http_400"] != int64(nRefused) || st.LastError == "" {
-		t.Errorf("status: %+v", st)
+			if nRefused == 0 || nRefused == n*reqs {
+				t.Fatalf("%d of %d samples refused: want some, not all", nRefused, n*reqs)
+			}
+			// The sender counts a refused batch once the answer is back, a moment after the
+			// receiver has answered.
+			eventually(t, 10*time.Second, "every refused sample counted", func() bool {
+				return int(metricValue(t, reg, "eagle_eye_forward_dropped_samples_total", map[string]string{"reason": "http_400"})) == nRefused
+			})
+			st := f.Status().Destinations[0]
+			if st.DroppedSamples["http_400"] != int64(nRefused) || st.LastError == "" {
+				t.Errorf("status: %+v", st)
+			}
+		})
 	}
 }
 

@@ -69,15 +69,22 @@ type destination struct {
 	client remote.WriteClient
 	v2     bool
 	shards []*shard
+	relay  *relay
+	lanes  int // shards + the relay: the progress files and the queue's read positions
 	logger *slog.Logger
-	logs   throttle
 
-	enqueued, sent, sentEx, retried prometheus.Counter
-	latency                         prometheus.Observer
-	durableWait                     prometheus.Observer
+	flushMu sync.Mutex
+	flushTo pos           // the relay waits for the shards to deliver everything before it
+	flushC  chan struct{} // closed when flushTo moves
+	logs    throttle
+
+	enqueued, passed, sent, sentEx, retried prometheus.Counter
+	latency                                 prometheus.Observer
+	durableWait                             prometheus.Observer
 
 	lastSuccess   atomic.Int64 // unix ns
 	sentSamples   atomic.Int64
+	passedSamples atomic.Int64
 	retriedSamps  atomic.Int64
 	mu            sync.Mutex
 	dropped       map[string]int64
@@ -111,7 +118,11 @@ func New(o Options) (*Forwarder, error) {
 			f.closeQueues()
 			return nil, err
 		}
-		d.proc = newProcessor(d.q, rw.WriteRelabelConfigs, rw.SendNativeHistograms, rw.SendExemplars, rw.MetadataConfig.Send, d.opts.downsample)
+		proto := ingest.V1
+		if d.v2 {
+			proto = ingest.V2
+		}
+		d.proc = newProcessor(d.q, proto, rw.WriteRelabelConfigs, rw.SendNativeHistograms, rw.SendExemplars, rw.MetadataConfig.Send, d.opts.downsample)
 		f.dests = append(f.dests, d)
 	}
 	return f, nil
@@ -126,10 +137,13 @@ func (f *Forwarder) newDestination(cfg *Config, rw *config.RemoteWriteConfig, ba
 	d := &destination{
 		f: f, name: name, rw: rw, opts: opts, url: rw.URL.Redacted(),
 		v2:            rw.ProtobufMessage == remoteapi.WriteV2MessageType,
+		lanes:         opts.shards + 1,
+		flushC:        make(chan struct{}),
 		logger:        f.logger.With("destination", name),
 		dropped:       map[string]int64{},
 		requestCounts: map[string]int64{},
 		enqueued:      f.m.enqueued.WithLabelValues(name),
+		passed:        f.m.passed.WithLabelValues(name),
 		sent:          f.m.sent.WithLabelValues(name),
 		sentEx:        f.m.sentEx.WithLabelValues(name),
 		retried:       f.m.retried.WithLabelValues(name),
@@ -173,18 +187,22 @@ func (f *Forwarder) newDestination(cfg *Config, rw *config.RemoteWriteConfig, ba
 		return nil, fmt.Errorf("destination %s: queue %s: %w", name, opts.dir, err)
 	}
 	d.q = q
-	start, maybe := startPositions(loadProgress(opts.dir), opts.shards)
+	start, maybe := startPositions(loadProgress(opts.dir), d.lanes)
 	q.setShards(start)
-	for i := range opts.shards {
-		pf, err := openProgress(opts.dir, i, opts.shards)
+	for i := range d.lanes {
+		pf, err := openProgress(opts.dir, i, d.lanes)
 		if err != nil {
 			d.closeShards()
 			q.close()
 			return nil, fmt.Errorf("destination %s: %w", name, err)
 		}
-		sh := newShard(d, i, start[i], maybe[i], pf)
-		d.shards = append(d.shards, sh)
-		if err := pf.write(sh.saved, true); err != nil {
+		saved := shardProgress{done: start[i], attempted: maybe[i], shards: d.lanes}
+		if i < opts.shards {
+			d.shards = append(d.shards, newShard(d, i, start[i], maybe[i], pf))
+		} else {
+			d.relay = newRelay(d, i, start[i], maybe[i], pf)
+		}
+		if err := pf.write(saved, true); err != nil {
 			d.closeShards()
 			q.close()
 			return nil, fmt.Errorf("destination %s: save progress: %w", name, err)
@@ -227,11 +245,13 @@ func (d *destination) setError(err error) {
 // was accepted, including what relabelling or downsampling chose not to forward.
 func (f *Forwarder) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, error) {
 	var st ingest.Stats
+	md := len(req.Metadata) > 0
 	for i := range req.Series {
 		s := &req.Series[i]
 		st.Samples += len(s.Samples)
 		st.Histograms += len(s.Histograms)
 		st.Exemplars += len(s.Exemplars)
+		md = md || !s.Metadata.IsEmpty()
 	}
 	if len(f.dests) == 0 {
 		return st, nil
@@ -249,7 +269,20 @@ func (f *Forwarder) Write(ctx context.Context, req *ingest.Request) (ingest.Stat
 	var waits [4]pending
 	toSync := waits[:0]
 	for _, d := range f.dests {
-		seq, n, ok, err := d.proc.write(req, nowMs)
+		var (
+			seq uint64
+			n   int
+			ok  bool
+			err error
+		)
+		if d.proc.canPass(req, st, md) {
+			seq, n, err = d.proc.writePass(req, st, nowMs)
+			ok = true
+			d.passed.Add(float64(n))
+			d.passedSamples.Add(int64(n))
+		} else {
+			seq, n, ok, err = d.proc.write(req, nowMs)
+		}
 		if err != nil {
 			return ingest.Stats{}, queueError(d.name, err)
 		}
@@ -323,6 +356,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		for _, s := range d.shards {
 			shards.Go(func() { s.run(ctx, f.drain) })
 		}
+		shards.Go(func() { d.relay.run(ctx, f.drain) })
 		helpers.Go(func() { d.housekeeping(helperCtx) })
 	}
 	for _, d := range f.dests {
@@ -452,7 +486,29 @@ func (d *destination) closeShards() error {
 	for _, s := range d.shards {
 		errs = append(errs, s.closeProgress())
 	}
+	if d.relay != nil {
+		errs = append(errs, d.relay.closeProgress())
+	}
 	return errors.Join(errs...)
+}
+
+// askFlush asks the shards to send at once the batches holding records before p: the relay
+// waits for them.
+func (d *destination) askFlush(p pos) {
+	d.flushMu.Lock()
+	defer d.flushMu.Unlock()
+	if p > d.flushTo {
+		d.flushTo = p
+		close(d.flushC)
+		d.flushC = make(chan struct{})
+	}
+}
+
+// flushAsked returns the position askFlush asked for and a channel closed when it moves.
+func (d *destination) flushAsked() (pos, <-chan struct{}) {
+	d.flushMu.Lock()
+	defer d.flushMu.Unlock()
+	return d.flushTo, d.flushC
 }
 
 // captureTransport records the status and Retry-After of each answer for the request's sender:

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -253,4 +254,78 @@ func write(t testing.TB, f *Forwarder, ss ...ingest.Series) {
 	if _, err := f.Write(context.Background(), &ingest.Request{Version: ingest.V2, Series: ss}); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
+}
+
+// viaHandler writes series to f the way the gateway does: encoded as a remote-write request of
+// version v and posted through ingest's handler, so the forwarder also sees the body as it
+// arrived (and can queue it as it is).
+type viaHandler struct {
+	h http.Handler
+	v ingest.Version
+}
+
+func newViaHandler(t testing.TB, f *Forwarder, v ingest.Version) *viaHandler {
+	t.Helper()
+	h, err := ingest.NewHandler(ingest.Options{Sinks: []ingest.Sink{f}, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &viaHandler{h: h, v: v}
+}
+
+func (w *viaHandler) write(ss ...ingest.Series) error {
+	body, ctype, err := encodeBody(w.v, ss)
+	if err != nil {
+		return err
+	}
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(body))
+	r.Header.Set("Content-Type", ctype)
+	r.Header.Set("Content-Encoding", "snappy")
+	rec := httptest.NewRecorder()
+	w.h.ServeHTTP(rec, r)
+	if rec.Code/100 != 2 {
+		return fmt.Errorf("write answered %d: %s", rec.Code, strings.TrimSpace(rec.Body.String()))
+	}
+	return nil
+}
+
+// encodeBody encodes ss (float samples) as a snappy-compressed remote-write body of version v,
+// with its Content-Type.
+func encodeBody(v ingest.Version, ss []ingest.Series) (body []byte, ctype string, err error) {
+	var raw []byte
+	ctype = "application/x-protobuf;proto=prometheus.WriteRequest"
+	if v == ingest.V2 {
+		ctype = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+		st := writev2.NewSymbolTable()
+		req := &writev2.Request{}
+		for _, s := range ss {
+			ts := writev2.TimeSeries{}
+			for _, l := range s.Labels {
+				ts.LabelsRefs = append(ts.LabelsRefs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+			}
+			for _, x := range s.Samples {
+				ts.Samples = append(ts.Samples, writev2.Sample{Value: x.V, Timestamp: x.T})
+			}
+			req.Timeseries = append(req.Timeseries, ts)
+		}
+		req.Symbols = st.Symbols()
+		raw, err = req.Marshal()
+	} else {
+		req := &prompb.WriteRequest{}
+		for _, s := range ss {
+			ts := prompb.TimeSeries{}
+			for _, l := range s.Labels {
+				ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value})
+			}
+			for _, x := range s.Samples {
+				ts.Samples = append(ts.Samples, prompb.Sample{Value: x.V, Timestamp: x.T})
+			}
+			req.Timeseries = append(req.Timeseries, ts)
+		}
+		raw, err = req.Marshal()
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return snappy.Encode(nil, raw), ctype, nil
 }

@@ -9,6 +9,7 @@ import (
 // metrics are the forwarder's self-metrics, every one labelled by destination.
 type metrics struct {
 	enqueued    *prometheus.CounterVec
+	passed      *prometheus.CounterVec
 	sent        *prometheus.CounterVec
 	sentEx      *prometheus.CounterVec
 	retried     *prometheus.CounterVec
@@ -23,6 +24,10 @@ func newMetrics(reg prometheus.Registerer, f *Forwarder) *metrics {
 		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eagle_eye_forward_enqueued_samples_total",
 			Help: "Samples (float and histogram) appended to a destination's queue, after relabelling and downsampling.",
+		}, []string{"destination"}),
+		passed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eagle_eye_forward_passthrough_samples_total",
+			Help: "Samples (float and histogram) queued as the request body they arrived in, to be sent as it is: the destination takes the request's protocol and nothing in it is relabelled, downsampled or left out. Included in eagle_eye_forward_enqueued_samples_total.",
 		}, []string{"destination"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eagle_eye_forward_sent_samples_total",
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, f *Forwarder) *metrics {
 		}, []string{"destination"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.enqueued, m.sent, m.sentEx, m.retried, m.dropped, m.requests, m.sendLatency, m.fsyncWait, &queueCollector{f: f})
+		reg.MustRegister(m.enqueued, m.passed, m.sent, m.sentEx, m.retried, m.dropped, m.requests, m.sendLatency, m.fsyncWait, &queueCollector{f: f})
 	}
 	return m
 }

@@ -23,6 +23,7 @@ type processor struct {
 	sendMetadata   bool
 	ds             *downsampler // nil without rules
 	q              *queue
+	proto          ingest.Version // the destination's protocol
 
 	mu         sync.Mutex
 	sc         procScratch
@@ -41,9 +42,9 @@ type procScratch struct {
 	h       writev2.Histogram
 }
 
-func newProcessor(q *queue, rels []*relabel.Config, sendHistograms, sendExemplars, sendMetadata bool, rules []DownsampleRule) *processor {
+func newProcessor(q *queue, proto ingest.Version, rels []*relabel.Config, sendHistograms, sendExemplars, sendMetadata bool, rules []DownsampleRule) *processor {
 	p := &processor{relabel: rels, sendHistograms: sendHistograms, sendExemplars: sendExemplars,
-		sendMetadata: sendMetadata, q: q, defined: map[uint64]struct{}{}}
+		sendMetadata: sendMetadata, q: q, proto: proto, defined: map[uint64]struct{}{}}
 	p.sc.lb = labels.NewBuilder(labels.EmptyLabels())
 	if len(rules) > 0 {
 		p.ds = newDownsampler(rules)
@@ -57,6 +58,27 @@ func (p *processor) write(req *ingest.Request, nowMs int64) (seq uint64, samples
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.appendLocked(func(seg uint32) []byte { return p.encode(req, nowMs) })
+}
+
+// canPass reports whether req can be queued as the body it arrived in: the destination takes
+// its protocol, and relabelling, downsampling and the histogram, exemplar and metadata switches
+// would leave it as it is. st counts req's data; md tells whether it carries metadata.
+func (p *processor) canPass(req *ingest.Request, st ingest.Stats, md bool) bool {
+	return req.Body != nil && req.Version == p.proto && len(p.relabel) == 0 && p.ds == nil &&
+		(p.sendHistograms || st.Histograms == 0) && (p.sendExemplars || st.Exemplars == 0) &&
+		(p.sendMetadata || !md)
+}
+
+// writePass appends req as a pass-through record (see passthrough.go). It needs no lock: the
+// record defines no series, so its place among the others does not matter to the encoding.
+func (p *processor) writePass(req *ingest.Request, st ingest.Stats, nowMs int64) (seq uint64, samples int, err error) {
+	frame := encodePass(req, st, nowMs)
+	for {
+		seq, err = p.q.appendIn(frame, p.q.activeSegment())
+		if !errors.Is(err, errRotated) {
+			return seq, st.Samples + st.Histograms, err
+		}
+	}
 }
 
 // appendLocked encodes for the active segment and appends; if the segment changed under the

@@ -11,7 +11,8 @@ import (
 )
 
 // A shard's progress lives in its own small file, shard-NNNN.pos, in two alternating 32-byte
-// slots so that a torn write leaves the other slot intact:
+// slots so that a torn write leaves the other slot intact. The relay is the last "shard"
+// (index = shards), and the count stored is the shards plus the relay:
 //
 //	uint64 sequence, uint64 done, uint64 attempted, uint32 shard count, uint32 CRC-32C of the rest
 //

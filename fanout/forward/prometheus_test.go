@@ -126,33 +126,38 @@ func waitComplete(t *testing.T, p *promtest.Server, metric string, base int64, u
 func TestPrometheusEverySample(t *testing.T) {
 	p := startPrometheus(t)
 	for _, proto := range []string{protoV1, protoV2} {
-		t.Run(proto, func(t *testing.T) {
-			cfg := fmt.Sprintf(`remote_write:
+		for _, mode := range writeModes {
+			t.Run(proto+"/"+mode, func(t *testing.T) {
+				cfg := fmt.Sprintf(`remote_write:
   - url: %s/api/v1/write
     name: prom
     protobuf_message: %s
     queue_config: {batch_send_deadline: 100ms}
 `, p.URL, proto)
-			f, _ := startForwarder(t, cfg, t.TempDir())
-			base := time.Now().Add(-40 * time.Minute).UnixMilli()
-			metric := "fwd_test_v1"
-			if proto == protoV2 {
-				metric = "fwd_test_v2"
-			}
-			const n, reqs = 200, 150
-			for k := range reqs {
-				ss := make([]ingest.Series, n)
-				for i := range n {
-					ss[i] = crashSeries(metric, i, k, base)
+				f, reg := startForwarder(t, cfg, t.TempDir())
+				base := time.Now().Add(-40 * time.Minute).UnixMilli()
+				metric := strings.NewReplacer(".", "_", "-", "_").Replace("fwd_test_" + proto + "_" + mode)
+				w := fleetWriter(t, f, proto, mode)
+				const n, reqs = 200, 150
+				for k := range reqs {
+					ss := make([]ingest.Series, n)
+					for i := range n {
+						ss[i] = crashSeries(metric, i, k, base)
+					}
+					if err := w(k, ss); err != nil {
+						t.Fatal(err)
+					}
 				}
-				write(t, f, ss...)
-			}
-			upto := map[int]int{}
-			for i := range n {
-				upto[i] = reqs - 1
-			}
-			waitComplete(t, p, metric, base, upto, 60*time.Second)
-		})
+				upto := map[int]int{}
+				for i := range n {
+					upto[i] = reqs - 1
+				}
+				waitComplete(t, p, metric, base, upto, 60*time.Second)
+				if d := metricValue(t, reg, "eagle_eye_forward_dropped_samples_total", nil); d != 0 {
+					t.Errorf("dropped %v samples", d)
+				}
+			})
+		}
 	}
 }
 
@@ -197,6 +202,9 @@ func TestPrometheusOutage(t *testing.T) {
     queue_config: {batch_send_deadline: 200ms, min_backoff: 50ms, max_backoff: 1s, max_samples_per_send: 2000}
 `, proxy.URL, protoV2)
 	f, reg := startForwarder(t, cfg, t.TempDir())
+	// Through ingest's handler in the destination's protocol, as the gateway writes: the
+	// requests are queued as they arrived and the relay sends them.
+	via := newViaHandler(t, f, ingest.V2)
 	base := time.Now().Add(-50 * time.Minute).UnixMilli()
 	const n = 100
 	var k atomic.Int64
@@ -218,7 +226,7 @@ func TestPrometheusOutage(t *testing.T) {
 			for i := range n {
 				ss[i] = crashSeries("fwd_test_outage", i, kk, base)
 			}
-			if _, err := f.Write(context.Background(), &ingest.Request{Series: ss}); err != nil {
+			if err := via.write(ss...); err != nil {
 				t.Errorf("Write during outage: %v", err)
 				return
 			}
@@ -249,6 +257,9 @@ func TestPrometheusOutage(t *testing.T) {
 		int(pending), time.Since(upAt).Round(100*time.Millisecond))
 	if d := metricValue(t, reg, "eagle_eye_forward_dropped_samples_total", nil); d != 0 {
 		t.Errorf("dropped %v samples", d)
+	}
+	if got := metricValue(t, reg, "eagle_eye_forward_passthrough_samples_total", nil); got != float64(n*(last+1)) {
+		t.Errorf("passthrough_samples_total = %v, want every sample (%d)", got, n*(last+1))
 	}
 }
 
@@ -351,6 +362,10 @@ forward:
 	}
 	runDone := make(chan struct{})
 	go func() { _ = f.Run(context.Background()); close(runDone) }()
+	// Even requests go through ingest's handler (queued as they arrived, sent by the relay),
+	// odd ones are written decoded (encoded records, sent by the shards): both lanes carry
+	// every series, and their order must survive the kills.
+	via := newViaHandler(t, f, ingest.V1)
 	var outMu sync.Mutex
 	stdout := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
@@ -369,7 +384,13 @@ forward:
 				for j := range perWriter {
 					ss[j] = crashSeries("fwd_test_crash", w*perWriter+j, k, base)
 				}
-				if _, err := f.Write(context.Background(), &ingest.Request{Series: ss}); err != nil {
+				var err error
+				if k%2 == 0 {
+					err = via.write(ss...)
+				} else {
+					_, err = f.Write(context.Background(), &ingest.Request{Series: ss})
+				}
+				if err != nil {
 					t.Errorf("Write: %v", err)
 					return
 				}

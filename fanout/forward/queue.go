@@ -100,8 +100,9 @@ type queue struct {
 	mem      []memRec
 	memBytes int64
 	notify   chan struct{}
-	readPos  []pos // per shard: next record to read
-	donePos  []pos // per shard: everything before it is sent
+	readPos  []pos         // per shard: next record to read
+	donePos  []pos         // per shard: everything before it is sent
+	doneWait chan struct{} // closed at the next change of a done position; nil when nobody waits
 	closed   bool
 	frame    []byte
 }
@@ -469,6 +470,10 @@ func (q *queue) progress(shard int, read, done pos) {
 		return
 	}
 	q.readPos[shard] = read
+	if q.donePos[shard] != done && q.doneWait != nil {
+		close(q.doneWait)
+		q.doneWait = nil
+	}
 	q.donePos[shard] = done
 	m := q.minPos(q.readPos)
 	for len(q.mem) > 0 && q.mem[0].end <= m {
@@ -476,6 +481,22 @@ func (q *queue) progress(shard int, read, done pos) {
 		q.mem[0] = memRec{}
 		q.mem = q.mem[1:]
 	}
+}
+
+// doneBy reports whether shards [lo, hi) have all sent everything before p; if not, it also
+// returns a channel closed at the next change of any shard's done position.
+func (q *queue) doneBy(lo, hi int, p pos) (bool, <-chan struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := lo; i < hi && i < len(q.donePos); i++ {
+		if q.donePos[i] < p {
+			if q.doneWait == nil {
+				q.doneWait = make(chan struct{})
+			}
+			return false, q.doneWait
+		}
+	}
+	return true, nil
 }
 
 // queueStats is a snapshot for metrics and status.

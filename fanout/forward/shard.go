@@ -21,6 +21,8 @@ type shard struct {
 	pos        pos // next record to read
 	done       pos // everything before it is delivered (or held nothing for this shard)
 	maybeUntil pos // records before it may have been sent before the last restart
+	lastPass   pos // end of the newest pass-through record read: the relay must deliver up to it first
+	relayOK    pos // the relay has delivered everything before it
 
 	r        segReader
 	b        batch
@@ -42,9 +44,9 @@ type shard struct {
 func newShard(d *destination, idx int, start, maybeUntil pos, pf *progressFile) *shard {
 	qc := d.rw.QueueConfig
 	return &shard{
-		d: d, idx: idx, n: d.opts.shards, pos: start, done: start, maybeUntil: maybeUntil,
+		d: d, idx: idx, n: d.opts.shards, pos: start, done: start, maybeUntil: maybeUntil, lastPass: start,
 		enc: newWireEncoder(d.v2), defs: newDefTable(), lastT: map[uint64]*int64{}, prog: pf,
-		saved:    shardProgress{done: start, attempted: maybeUntil, shards: d.opts.shards},
+		saved:    shardProgress{done: start, attempted: maybeUntil, shards: d.lanes},
 		maxBatch: qc.MaxSamplesPerSend, deadline: time.Duration(qc.BatchSendDeadline),
 		minBack: max(time.Duration(qc.MinBackoff), time.Millisecond), maxBack: max(time.Duration(qc.MaxBackoff), time.Duration(qc.MinBackoff), time.Millisecond),
 	}
@@ -78,13 +80,40 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 			continue
 		}
 		if data != nil {
+			if isPass(data) {
+				s.lastPass = end
+				s.advance(end)
+				continue
+			}
+			if s.lastPass > s.relayOK {
+				ok, relayC := s.d.q.doneBy(s.d.relay.lane, s.d.relay.lane+1, s.lastPass)
+				if !ok {
+					// The relay has pass-through records before this one to deliver. Send the
+					// batch first: the relay may be waiting for it.
+					if !s.b.empty() {
+						if !s.send(ctx) {
+							return
+						}
+						continue
+					}
+					select {
+					case <-ctx.Done():
+						return
+					case <-relayC:
+					case <-tick.C:
+						s.persist(s.d.opts.fsync == FsyncAlways)
+					}
+					continue
+				}
+				s.relayOK = s.lastPass
+			}
 			if s.b.maybe && start >= s.maybeUntil && !s.b.empty() {
 				if !s.send(ctx) {
 					return
 				}
 			}
 			s.add(data, start, end)
-			if !s.b.empty() && (s.b.nSamples >= s.maxBatch || time.Since(s.batchAt) >= s.deadline) {
+			if !s.b.empty() && (s.b.nSamples >= s.maxBatch || time.Since(s.batchAt) >= s.deadline || s.flushDue()) {
 				if !s.send(ctx) {
 					return
 				}
@@ -95,7 +124,7 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 			continue
 		}
 		// Caught up with the queue.
-		if !s.b.empty() && (draining || time.Since(s.batchAt) >= s.deadline) {
+		if !s.b.empty() && (draining || time.Since(s.batchAt) >= s.deadline || s.flushDue()) {
 			if !s.send(ctx) {
 				return
 			}
@@ -118,11 +147,13 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 		if !draining {
 			drainC = drain
 		}
+		_, flushC := s.d.flushAsked()
 		select {
 		case <-ctx.Done():
 			return
 		case <-wait:
 		case <-deadlineC:
+		case <-flushC:
 		case <-drainC:
 			draining = true
 		case <-tick.C:
@@ -136,6 +167,13 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// flushDue reports whether the relay waits for the batch: it holds records before the
+// position the relay asked for, and the shard has read up to it.
+func (s *shard) flushDue() bool {
+	to, _ := s.d.flushAsked()
+	return s.done < to && s.pos >= to
 }
 
 // add takes the shard's part of one record into the batch.
@@ -180,6 +218,10 @@ func (s *shard) prime(start pos) {
 		if wait != nil || at.seg() != start.seg() || at >= start {
 			return
 		}
+		if isPass(data) {
+			p = end
+			continue
+		}
 		_, _ = scratch.addRecord(data, s.idx, s.n, s.defs, nil, false, true)
 		p = end
 	}
@@ -201,7 +243,7 @@ func (s *shard) send(ctx context.Context) bool {
 	d := s.d
 	// Write ahead what is about to be attempted, so that after a crash these records are sent
 	// apart from newer ones (see progress.go).
-	s.saved = shardProgress{done: s.done, attempted: s.b.end, shards: s.n}
+	s.saved = shardProgress{done: s.done, attempted: s.b.end, shards: s.d.lanes}
 	if err := s.prog.write(s.saved, d.opts.fsync == FsyncAlways); err != nil {
 		if sup, ok := d.logs.allow("progress"); ok {
 			d.logger.Error("save forward progress", "err", err, "suppressed_logs", sup)
@@ -216,7 +258,18 @@ func (s *shard) send(ctx context.Context) bool {
 		s.finish()
 		return true
 	}
-	backoff := s.minBack
+	if !d.deliver(ctx, body, n, int64(s.b.nExemplars), s.b.maybe, s.minBack, s.maxBack) {
+		return false
+	}
+	s.finish()
+	return true
+}
+
+// deliver sends one request body, retrying until the destination takes or refuses it, and
+// counts the outcome; samples and exemplars are what the body holds, maybe tells that it may
+// have been sent before a restart. It returns false only when ctx ended first.
+func (d *destination) deliver(ctx context.Context, body []byte, n, exemplars int64, maybe bool, minBack, maxBack time.Duration) bool {
+	backoff := minBack
 	for attempt := 0; ; attempt++ {
 		info := &respInfo{}
 		t0 := time.Now()
@@ -230,29 +283,30 @@ func (s *shard) send(ctx context.Context) bool {
 		d.mu.Lock()
 		d.requestCounts[code]++
 		d.mu.Unlock()
-		if err == nil && d.v2 && !rs.Confirmed && n+int64(s.b.nExemplars) > 0 {
+		if err == nil && d.v2 && !rs.Confirmed && n+exemplars > 0 {
 			err = errUnconfirmed
 		}
 		act, reason := classify(info.status, err)
 		switch act {
 		case actDone:
 			d.sent.Add(float64(n))
-			d.sentEx.Add(float64(s.b.nExemplars))
+			d.sentEx.Add(float64(exemplars))
 			d.sentSamples.Add(n)
 			d.lastSuccess.Store(time.Now().UnixNano())
-			s.finish()
 			return true
 		case actDrop:
-			if s.b.maybe && reason != "rw2_unconfirmed" {
+			if maybe && reason != "rw2_unconfirmed" {
 				reason = "resend_refused"
 			}
 			d.setError(err)
 			if sup, ok := d.logs.allow("refused/" + code); ok {
-				d.logger.Warn("destination refused a batch; dropping it", "code", code, "samples", n, "maybe_sent_before_restart", s.b.maybe, "err", errorText(err), "suppressed_logs", sup)
+				d.logger.Warn("destination refused a batch; dropping it", "code", code, "samples", n, "maybe_sent_before_restart", maybe, "err", errorText(err), "suppressed_logs", sup)
 			}
 			d.drop(reason, n)
-			s.finish()
 			return true
+		}
+		if ctx.Err() != nil {
+			return false
 		}
 		d.setError(err)
 		d.retried.Add(float64(n))
@@ -261,7 +315,7 @@ func (s *shard) send(ctx context.Context) bool {
 		if ra := retryAfter(info.retryAfter, time.Now()); ra > 0 {
 			wait = min(ra, maxRetryAfter)
 		}
-		backoff = min(2*backoff, s.maxBack)
+		backoff = min(2*backoff, maxBack)
 		if sup, ok := d.logs.allow("retry"); ok {
 			d.logger.Warn("send failed; retrying", "code", code, "attempt", attempt+1, "wait", wait, "err", errorText(err), "suppressed_logs", sup)
 		}
@@ -287,7 +341,7 @@ func (s *shard) persist(sync bool) {
 	if s.prog == nil {
 		return
 	}
-	sp := shardProgress{done: s.done, attempted: max(s.done, s.saved.attempted), shards: s.n}
+	sp := shardProgress{done: s.done, attempted: max(s.done, s.saved.attempted), shards: s.d.lanes}
 	if sp.attempted <= sp.done {
 		sp.attempted = sp.done
 	}

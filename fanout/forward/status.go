@@ -14,18 +14,21 @@ type Status struct {
 
 // DestinationStatus describes one destination for humans.
 type DestinationStatus struct {
-	Name            string           `json:"name"`
-	URL             string           `json:"url"`
-	ProtobufMessage string           `json:"protobuf_message"`
-	Shards          int              `json:"shards"`
-	Queue           QueueStatus      `json:"queue"`
-	SentSamples     int64            `json:"sent_samples"`
-	RetriedSamples  int64            `json:"retried_samples"`
-	DroppedSamples  map[string]int64 `json:"dropped_samples"`
-	Requests        map[string]int64 `json:"requests_by_code"`
-	LastSuccess     *time.Time       `json:"last_success,omitempty"`
-	LastError       string           `json:"last_error,omitempty"`
-	LastErrorAt     *time.Time       `json:"last_error_at,omitempty"`
+	Name            string      `json:"name"`
+	URL             string      `json:"url"`
+	ProtobufMessage string      `json:"protobuf_message"`
+	Shards          int         `json:"shards"`
+	Queue           QueueStatus `json:"queue"`
+	SentSamples     int64       `json:"sent_samples"`
+	// PassThroughSamples were queued as the request body they arrived in (see the package
+	// documentation); the rest were encoded for the destination.
+	PassThroughSamples int64            `json:"passthrough_samples"`
+	RetriedSamples     int64            `json:"retried_samples"`
+	DroppedSamples     map[string]int64 `json:"dropped_samples"`
+	Requests           map[string]int64 `json:"requests_by_code"`
+	LastSuccess        *time.Time       `json:"last_success,omitempty"`
+	LastError          string           `json:"last_error,omitempty"`
+	LastErrorAt        *time.Time       `json:"last_error_at,omitempty"`
 }
 
 // QueueStatus is one destination's queue.
@@ -50,7 +53,7 @@ func (f *Forwarder) Status() Status {
 		st := d.q.stats()
 		ds := DestinationStatus{
 			Name: d.name, URL: d.url, ProtobufMessage: string(d.rw.ProtobufMessage), Shards: len(d.shards),
-			SentSamples: d.sentSamples.Load(), RetriedSamples: d.retriedSamps.Load(),
+			SentSamples: d.sentSamples.Load(), RetriedSamples: d.retriedSamps.Load(), PassThroughSamples: d.passedSamples.Load(),
 			Queue: QueueStatus{
 				Dir: d.opts.dir, DiskBytes: st.DiskBytes, MaxBytes: d.opts.maxBytes, Segments: st.Segments,
 				PendingRecords: st.PendingRecs, PendingSamples: st.PendingSamps, MemoryBytes: st.MemBytes,
