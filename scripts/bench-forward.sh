@@ -12,6 +12,8 @@
 #   RATE       samples per second sent to the gateway (default 300000)
 #   SECONDS_RUN  length of each measurement (default 30)
 #   PROTOCOL   rw1 or rw2, for the load and the destination alike (default rw2)
+#   DEST_PROTOCOL  rw1 or rw2 for the destination alone (default PROTOCOL): with another
+#              protocol than the load's, every write is re-encoded instead of passed through
 #   GATEWAY_ARGS  extra flags for the measured gateway
 set -euo pipefail
 
@@ -23,10 +25,15 @@ SECONDS_RUN=${SECONDS_RUN:-30}
 PROTOCOL=${PROTOCOL:-rw2}
 PER_REQUEST=2000
 REQUESTS=$((RATE * SECONDS_RUN / PER_REQUEST))
+DEST_PROTOCOL=${DEST_PROTOCOL:-$PROTOCOL}
 case "$PROTOCOL" in
+rw1 | rw2) ;;
+*) echo "PROTOCOL must be rw1 or rw2" >&2; exit 2 ;;
+esac
+case "$DEST_PROTOCOL" in
 rw1) MESSAGE=prometheus.WriteRequest ;;
 rw2) MESSAGE=io.prometheus.write.v2.Request ;;
-*) echo "PROTOCOL must be rw1 or rw2" >&2; exit 2 ;;
+*) echo "DEST_PROTOCOL must be rw1 or rw2" >&2; exit 2 ;;
 esac
 
 mkdir -p "$BENCH_DIR/results"

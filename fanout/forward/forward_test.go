@@ -8,7 +8,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -539,5 +541,45 @@ func TestStatusHandler(t *testing.T) {
 	d := st.Destinations[0]
 	if d.Name != "lts" || d.SentSamples != 1 || d.LastSuccess == nil || d.Queue.Fsync != "always" {
 		t.Errorf("status: %s", rec.Body)
+	}
+}
+
+// TestRelayConcurrencyGrowsForASlowDestination: with one shard and a destination that takes
+// 50 ms per request, pass-through requests of distinct series go out several at a time, up to
+// max_shards, instead of one at a time.
+func TestRelayConcurrencyGrowsForASlowDestination(t *testing.T) {
+	r := newReceiver(t)
+	var inFlight, most atomic.Int32
+	r.answer = func(int, []prompb.TimeSeries) (int, http.Header) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(50 * time.Millisecond)
+		inFlight.Add(-1)
+		return 0, nil
+	}
+	cfg := fastQueue(r.url(), protoV1, "forward:\n  defaults: {shards: 1}\n")
+	cfg = strings.Replace(cfg, "max_shards: 4", "max_shards: 6", 1)
+	f, reg := startForwarder(t, cfg, t.TempDir())
+	via := newViaHandler(t, f, ingest.V1)
+	const n, reqs = 10, 120
+	for k := range reqs {
+		ss := make([]ingest.Series, n)
+		for i := range n {
+			ss[i] = gpuSeries(k*n+i, 1000, 1) // every request its own series: none waits for another
+		}
+		if err := via.write(ss...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "every sample delivered", func() bool { return r.total() == n*reqs })
+	got := most.Load()
+	limit := metricValue(t, reg, "eagle_eye_forward_passthrough_concurrency", nil)
+	t.Logf("most requests in flight: %d; concurrency now %v", got, limit)
+	if got < 3 || got > 6 {
+		t.Errorf("most requests in flight = %d, want it grown past the single shard, up to max_shards 6", got)
+	}
+	if limit < 3 || limit > 6 {
+		t.Errorf("eagle_eye_forward_passthrough_concurrency = %v", limit)
 	}
 }

@@ -87,6 +87,8 @@ var (
 		"When the destination last acknowledged a request (unix seconds); 0 if never.", []string{"destination"}, nil)
 	descShards = prometheus.NewDesc("eagle_eye_forward_shards",
 		"Parallel senders of the destination.", []string{"destination"}, nil)
+	descRelayLimit = prometheus.NewDesc("eagle_eye_forward_passthrough_concurrency",
+		"Most pass-through requests the destination's relay may have in flight now: from the shard count up to queue_config.max_shards, as the destination's latency needs.", []string{"destination"}, nil)
 	descFsyncs = prometheus.NewDesc("eagle_eye_forward_fsyncs_total",
 		"fsync calls on the destination's queue.", []string{"destination"}, nil)
 	descFsyncSeconds = prometheus.NewDesc("eagle_eye_forward_fsync_seconds_total",
@@ -94,7 +96,7 @@ var (
 )
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueueBytes, descQueueSamples, descQueueRecords, descQueueMem, descOldest, descLastSuccess, descShards, descFsyncs, descFsyncSeconds} {
+	for _, d := range []*prometheus.Desc{descQueueBytes, descQueueSamples, descQueueRecords, descQueueMem, descOldest, descLastSuccess, descShards, descRelayLimit, descFsyncs, descFsyncSeconds} {
 		ch <- d
 	}
 }
@@ -121,6 +123,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		g(descOldest, age)
 		g(descLastSuccess, last)
 		g(descShards, float64(len(d.shards)))
+		g(descRelayLimit, float64(d.relay.limitGauge.Load()))
 		ch <- prometheus.MustNewConstMetric(descFsyncs, prometheus.CounterValue, float64(d.q.fsyncs.Load()), d.name)
 		ch <- prometheus.MustNewConstMetric(descFsyncSeconds, prometheus.CounterValue, float64(d.q.fsyncNs.Load())/1e9, d.name)
 	}

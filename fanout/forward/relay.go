@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,7 +22,14 @@ import (
 type relay struct {
 	d          *destination
 	lane       int // this lane's index: the shards are 0..lane-1
-	limit      int // requests in flight at most
+	limit      int // requests in flight at most, between minLimit and maxLimit (see resize)
+	minLimit   int
+	maxLimit   int
+	boundAt    time.Time     // since when the next record waits for a free slot alone; zero when not
+	bound      time.Duration // time records waited for a free slot alone since the limit last grew
+	peak       int       // most requests in flight since shrunk
+	shrunk     time.Time
+	limitGauge atomic.Int64
 	pos        pos // next record to read
 	maybeUntil pos // records before it may have been sent before the last restart
 	lastEnc    pos // end of the newest encoded record read: the shards must deliver up to it first
@@ -43,15 +51,59 @@ type relayReq struct {
 	delivered  bool // delivered or dropped; false when the run ended first
 }
 
+// Concurrency. The relay starts with as many requests in flight as the destination has
+// shards, and adds one each time records have waited relayGrowAfter in all for a free slot,
+// with nothing else holding them back, without the relay catching up with the queue
+// meanwhile: a destination far away needs more requests in flight to keep up than one next
+// door. It never goes past max(shards, queue_config.max_shards), and every
+// relayShrinkEvery it comes back down to the most requests it had in flight meanwhile (never
+// below shards).
+const (
+	relayGrowAfter   = 100 * time.Millisecond
+	relayShrinkEvery = 30 * time.Second
+)
+
 func newRelay(d *destination, lane int, start, maybeUntil pos, pf *progressFile) *relay {
 	qc := d.rw.QueueConfig
-	limit := d.opts.shards
-	return &relay{
-		d: d, lane: lane, limit: limit, pos: start, maybeUntil: maybeUntil, lastEnc: start,
-		results: make(chan *relayReq, limit), prog: pf,
+	lo := d.opts.shards
+	hi := max(lo, qc.MaxShards)
+	r := &relay{
+		d: d, lane: lane, limit: lo, minLimit: lo, maxLimit: hi, shrunk: time.Now(),
+		pos: start, maybeUntil: maybeUntil, lastEnc: start,
+		results: make(chan *relayReq, hi), prog: pf,
 		saved:   shardProgress{done: start, attempted: maybeUntil, shards: d.lanes},
 		minBack: max(time.Duration(qc.MinBackoff), time.Millisecond),
 		maxBack: max(time.Duration(qc.MaxBackoff), time.Duration(qc.MinBackoff), time.Millisecond),
+	}
+	r.limitGauge.Store(int64(lo))
+	return r
+}
+
+// resize grows the limit once records held back by it alone (slotBound: the next record
+// now) have waited relayGrowAfter in all, and shrinks it to the peak in flight every
+// relayShrinkEvery. caughtUp (the relay has read the whole queue) starts the count again.
+func (r *relay) resize(slotBound, caughtUp bool, now time.Time) {
+	if !r.boundAt.IsZero() {
+		r.bound += now.Sub(r.boundAt)
+		r.boundAt = time.Time{}
+	}
+	if slotBound {
+		r.boundAt = now
+	}
+	if caughtUp {
+		r.bound = 0
+	}
+	if r.bound >= relayGrowAfter && r.limit < r.maxLimit {
+		r.limit++
+		r.bound = 0
+		r.limitGauge.Store(int64(r.limit))
+	}
+	if now.Sub(r.shrunk) >= relayShrinkEvery {
+		if r.peak < r.limit {
+			r.limit = max(r.minLimit, r.peak)
+			r.limitGauge.Store(int64(r.limit))
+		}
+		r.peak, r.shrunk = r.running, now
 	}
 }
 
@@ -77,6 +129,8 @@ func (r *relay) run(ctx context.Context, drain <-chan struct{}) {
 	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	grow := time.NewTimer(time.Hour)
+	grow.Stop()
 	draining := false
 	var next *relayReq // read, waiting to be sent
 	for ctx.Err() == nil {
@@ -94,6 +148,7 @@ func (r *relay) run(ctx context.Context, drain <-chan struct{}) {
 				if draining && r.running == 0 {
 					return
 				}
+				r.resize(false, true, time.Now())
 				select {
 				case <-ctx.Done():
 				case <-wait:
@@ -128,7 +183,9 @@ func (r *relay) run(ctx context.Context, drain <-chan struct{}) {
 		// next goes once a request slot is free, no request in flight shares a series with
 		// it, and the shards have delivered the encoded records before it.
 		var barrier <-chan struct{}
-		ready := r.running < r.limit && !r.meets(next)
+		free, meets := r.running < r.limit, r.meets(next)
+		r.resize(!free && !meets, false, time.Now())
+		ready := free && !meets
 		if ready {
 			var ok bool
 			if ok, barrier = r.d.q.doneBy(0, r.lane, r.lastEnc); !ok {
@@ -141,16 +198,23 @@ func (r *relay) run(ctx context.Context, drain <-chan struct{}) {
 			next = nil
 			continue
 		}
+		var growC <-chan time.Time
+		if !free && !meets && r.limit < r.maxLimit {
+			grow.Reset(relayGrowAfter)
+			growC = grow.C
+		}
 		select {
 		case <-ctx.Done():
 		case res := <-r.results:
 			r.complete(res)
 		case <-barrier:
+		case <-growC:
 		case <-drainC:
 			draining = true
 		case <-tick.C:
 			r.persist(r.d.opts.fsync == FsyncAlways)
 		}
+		grow.Stop()
 	}
 }
 
@@ -188,6 +252,7 @@ func (r *relay) dispatch(ctx context.Context, q *relayReq) {
 			}
 		}
 	}
+	r.peak = max(r.peak, r.running)
 	go func() {
 		q.delivered = r.d.deliver(ctx, q.rec.body, int64(q.rec.samples), int64(q.rec.exemplars), q.maybe, r.minBack, r.maxBack)
 		r.results <- q

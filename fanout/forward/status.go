@@ -14,12 +14,14 @@ type Status struct {
 
 // DestinationStatus describes one destination for humans.
 type DestinationStatus struct {
-	Name            string      `json:"name"`
-	URL             string      `json:"url"`
-	ProtobufMessage string      `json:"protobuf_message"`
-	Shards          int         `json:"shards"`
-	Queue           QueueStatus `json:"queue"`
-	SentSamples     int64       `json:"sent_samples"`
+	Name            string `json:"name"`
+	URL             string `json:"url"`
+	ProtobufMessage string `json:"protobuf_message"`
+	Shards          int    `json:"shards"`
+	// PassThroughConcurrency is the most pass-through requests in flight at once, now.
+	PassThroughConcurrency int         `json:"passthrough_concurrency"`
+	Queue                  QueueStatus `json:"queue"`
+	SentSamples            int64       `json:"sent_samples"`
 	// PassThroughSamples were queued as the request body they arrived in (see the package
 	// documentation); the rest were encoded for the destination.
 	PassThroughSamples int64            `json:"passthrough_samples"`
@@ -53,7 +55,8 @@ func (f *Forwarder) Status() Status {
 		st := d.q.stats()
 		ds := DestinationStatus{
 			Name: d.name, URL: d.url, ProtobufMessage: string(d.rw.ProtobufMessage), Shards: len(d.shards),
-			SentSamples: d.sentSamples.Load(), RetriedSamples: d.retriedSamps.Load(), PassThroughSamples: d.passedSamples.Load(),
+			PassThroughConcurrency: int(d.relay.limitGauge.Load()),
+			SentSamples:            d.sentSamples.Load(), RetriedSamples: d.retriedSamps.Load(), PassThroughSamples: d.passedSamples.Load(),
 			Queue: QueueStatus{
 				Dir: d.opts.dir, DiskBytes: st.DiskBytes, MaxBytes: d.opts.maxBytes, Segments: st.Segments,
 				PendingRecords: st.PendingRecs, PendingSamples: st.PendingSamps, MemoryBytes: st.MemBytes,
