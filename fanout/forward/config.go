@@ -72,9 +72,9 @@ type QueueConfig struct {
 	Fsync FsyncPolicy `yaml:"fsync,omitempty"`
 	// FsyncInterval is the period of the "interval" policy.
 	FsyncInterval model.Duration `yaml:"fsync_interval,omitempty"`
-	// Shards is the number of parallel senders of encoded records, and the most pass-through
-	// requests the relay has in flight; 0 means min(queue_config.max_shards,
-	// max(queue_config.min_shards, 2 × CPUs)).
+	// Shards is the number of parallel senders of encoded records, and the pass-through
+	// requests the relay starts with in flight (it grows them up to max_shards as needed); 0
+	// means min(queue_config.max_shards, max(queue_config.min_shards, 2 × CPUs)).
 	Shards int `yaml:"shards,omitempty"`
 	// DropOutOfOrder, when true (default), drops a sample whose timestamp is not newer than
 	// the last one sent for its series instead of sending it: a destination without an

@@ -27,7 +27,7 @@ type relay struct {
 	maxLimit   int
 	boundAt    time.Time     // since when the next record waits for a free slot alone; zero when not
 	bound      time.Duration // time records waited for a free slot alone since the limit last grew
-	peak       int       // most requests in flight since shrunk
+	peak       int           // most requests in flight since shrunk
 	shrunk     time.Time
 	limitGauge atomic.Int64
 	pos        pos // next record to read
