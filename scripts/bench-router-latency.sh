@@ -15,6 +15,8 @@
 #   PROTOCOL   rw1 or rw2 (default rw2)
 #   GATEWAY_ARGS  extra gateway flags, e.g. --no-diagnosis.enabled
 #   BUILTIN_GROUPS  the other built-in hot-series groups published (default "network, hardware")
+#   HALF_RATE  skip the full-speed run and load at this many samples/s (to compare settings at
+#              one load)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,6 +28,7 @@ SERIES=${SERIES:-100000}
 PER_REQUEST=2000
 
 mkdir -p "$BENCH_DIR/results"
+rm -f "$BENCH_DIR"/results/half-run*.txt "$BENCH_DIR"/results/probe-run*.txt
 go build -o "$BENCH_DIR/gateway" ./cmd/gateway
 go build -o "$BENCH_DIR/loadgen" ./cmd/loadgen
 
@@ -77,14 +80,19 @@ loadgen() {
 		--progress=0 --pid="$SERVER_PID" --clock-ticks="$(getconf CLK_TCK)" "$@"
 }
 
-start_gateway max
-sleep 2
-echo "== full speed" >&2
-loadgen --requests=12000 --duration=25s >"$BENCH_DIR/results/max.txt"
-cat "$BENCH_DIR/results/max.txt" >&2
-stop_gateway
-MAX=$(awk -F': *' '/^samples\/s/ {print $2}' "$BENCH_DIR/results/max.txt")
-HALF=$((MAX / 2))
+if [[ -n ${HALF_RATE:-} ]]; then
+	HALF=$HALF_RATE
+	rm -f "$BENCH_DIR/results/max.txt"
+else
+	start_gateway max
+	sleep 2
+	echo "== full speed" >&2
+	loadgen --requests=12000 --duration=25s >"$BENCH_DIR/results/max.txt"
+	cat "$BENCH_DIR/results/max.txt" >&2
+	stop_gateway
+	MAX=$(awk -F': *' '/^samples\/s/ {print $2}' "$BENCH_DIR/results/max.txt")
+	HALF=$((MAX / 2))
+fi
 REQUESTS=$((HALF * SECONDS_HALF / PER_REQUEST))
 
 for run in $(seq 1 "$RUNS"); do
@@ -105,6 +113,7 @@ done
 
 printf '%-10s %12s %10s %8s %10s %10s %10s\n' run samples/s cpu-s/1M probes p50 p99 max
 for f in "$BENCH_DIR/results/max.txt" "$BENCH_DIR"/results/half-run*.txt; do
+	[[ -f "$f" ]] || continue
 	r=$(basename "$f" .txt)
 	probe="$BENCH_DIR/results/probe-${r#half-}.txt"
 	[[ -f "$probe" ]] || probe=/dev/null
