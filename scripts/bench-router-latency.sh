@@ -15,6 +15,8 @@
 #   PROTOCOL   rw1 or rw2 (default rw2)
 #   GATEWAY_ARGS  extra gateway flags, e.g. --no-diagnosis.enabled
 #   BUILTIN_GROUPS  the other built-in hot-series groups published (default "network, hardware")
+#   GATEWAY_YAML  more top-level gateway configuration, appended to the generated file (e.g.
+#              "runtime: {spare_processors: 2}")
 #   HALF_RATE  skip the full-speed run and load at this many samples/s (to compare settings at
 #              one load)
 set -euo pipefail
@@ -50,6 +52,9 @@ hot_series:
         kv_cache_usage: {sources: [vllm:kv_cache_usage_perc, vllm:gpu_cache_usage_perc, sglang:token_usage], aggregate: max}
         ttft_seconds: [{ratio: [vllm:time_to_first_token_seconds_sum, vllm:time_to_first_token_seconds_count], counters: true}]
 YAML
+if [[ -n ${GATEWAY_YAML:-} ]]; then
+	printf '%s\n' "$GATEWAY_YAML" >>"$BENCH_DIR/gateway.yml"
+fi
 
 # shellcheck source=scripts/process.sh
 source scripts/process.sh
