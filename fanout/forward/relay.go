@@ -246,11 +246,7 @@ func (r *relay) dispatch(ctx context.Context, q *relayReq) {
 		// restart is counted (resend_refused rather than http_<code>): unlike a shard's, it
 		// is not fsynced before the send, only with the periodic save.
 		r.saved = shardProgress{done: r.done(), attempted: q.end, shards: r.d.lanes}
-		if err := r.prog.write(r.saved, false); err != nil {
-			if sup, ok := r.d.logs.allow("progress"); ok {
-				r.d.logger.Error("save forward progress", "err", err, "suppressed_logs", sup)
-			}
-		}
+		r.d.saveProgress(r.prog, r.saved, false)
 	}
 	r.peak = max(r.peak, r.running)
 	go func() {
@@ -278,13 +274,9 @@ func (r *relay) persist(sync bool) {
 	if sp == r.saved {
 		return
 	}
-	if err := r.prog.write(sp, sync); err != nil {
-		if sup, ok := r.d.logs.allow("progress"); ok {
-			r.d.logger.Error("save forward progress", "err", err, "suppressed_logs", sup)
-		}
-		return
+	if r.d.saveProgress(r.prog, sp, sync) {
+		r.saved = sp
 	}
-	r.saved = sp
 }
 
 func (r *relay) closeProgress() error {

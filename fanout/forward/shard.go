@@ -244,11 +244,7 @@ func (s *shard) send(ctx context.Context) bool {
 	// Write ahead what is about to be attempted, so that after a crash these records are sent
 	// apart from newer ones (see progress.go).
 	s.saved = shardProgress{done: s.done, attempted: s.b.end, shards: s.d.lanes}
-	if err := s.prog.write(s.saved, d.opts.fsync == FsyncAlways); err != nil {
-		if sup, ok := d.logs.allow("progress"); ok {
-			d.logger.Error("save forward progress", "err", err, "suppressed_logs", sup)
-		}
-	}
+	d.saveProgress(s.prog, s.saved, d.opts.fsync == FsyncAlways)
 	s.savedAt = time.Now()
 	n := int64(s.b.nSamples)
 	body, err := s.enc.encode(&s.b)
@@ -262,6 +258,18 @@ func (s *shard) send(ctx context.Context) bool {
 		return false
 	}
 	s.finish()
+	return true
+}
+
+// saveProgress writes a shard's (or the relay's) progress, logging a failure (throttled); it
+// reports whether the write succeeded.
+func (d *destination) saveProgress(pf *progressFile, sp shardProgress, sync bool) bool {
+	if err := pf.write(sp, sync); err != nil {
+		if sup, ok := d.logs.allow("progress"); ok {
+			d.logger.Error("save forward progress", "err", err, "suppressed_logs", sup)
+		}
+		return false
+	}
 	return true
 }
 
@@ -348,13 +356,9 @@ func (s *shard) persist(sync bool) {
 	if sp == s.saved {
 		return
 	}
-	if err := s.prog.write(sp, sync); err != nil {
-		if sup, ok := s.d.logs.allow("progress"); ok {
-			s.d.logger.Error("save forward progress", "err", err, "suppressed_logs", sup)
-		}
-		return
+	if s.d.saveProgress(s.prog, sp, sync) {
+		s.saved, s.savedAt = sp, time.Now()
 	}
-	s.saved, s.savedAt = sp, time.Now()
 }
 
 func (s *shard) closeProgress() error {
