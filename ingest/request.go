@@ -100,7 +100,8 @@ type Stats struct {
 
 // Sink receives every valid write request. Sinks are called in the order they were given to
 // the handler, one after the other, on the request's goroutine; a sink must not keep req or
-// anything it references after Write returns.
+// anything it references after Write returns. A sink may take out of a series' Samples those
+// it refused as out of order or as duplicates: the sinks after it then do not see them.
 //
 // Write returns what it accepted. An error wrapping ErrInvalid means some data was rejected
 // for a reason the sender cannot fix by retrying (out of order, too old, a limit); the

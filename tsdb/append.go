@@ -17,7 +17,10 @@ import (
 // Write appends a decoded request to the window; it implements ingest.Sink. Samples the head
 // refuses (out of order, older than the window, duplicates with another value, over the
 // series limit) are counted and reported through an error wrapping ingest.ErrInvalid; the rest
-// is committed. Nothing of req is kept after Write returns.
+// is committed. Float samples refused as out of order or as duplicates with another value are
+// also taken out of req, so that the sinks after the window (the forwarder) do not send what
+// a destination holding the same series would refuse, with the rest of its request. Nothing
+// of req is kept after Write returns.
 func (w *Window) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, error) {
 	var (
 		st    ingest.Stats
@@ -39,13 +42,21 @@ func (w *Window) Write(ctx context.Context, req *ingest.Request) (ingest.Stats, 
 		}
 		created := ref == 0
 		var err error
+		kept := s.Samples[:0]
 		for _, smp := range s.Samples {
 			var ok bool
 			if ok, err = appendOne(app, &rej, &ref, lset, smp.ST, smp.T, smp.V, nil, nil); err != nil {
 				break
-			} else if ok {
+			}
+			if ok {
 				st.Samples++
 			}
+			if ok || !rej.lastUnsendable {
+				kept = append(kept, smp)
+			}
+		}
+		if err == nil {
+			s.Samples = kept
 		}
 		for _, h := range s.Histograms {
 			if err != nil {
@@ -156,10 +167,14 @@ type rejections struct {
 	byReason [numReasons]int
 	total    int
 	first    error
+	// lastUnsendable tells whether the last sample classified was refused as out of order or
+	// as a duplicate with another value: a destination would refuse it too.
+	lastUnsendable bool
 }
 
 // classify records err; it returns err only when it is the gateway's own fault.
 func (r *rejections) classify(err error) error {
+	r.lastUnsendable = false
 	if err == nil {
 		return nil
 	}
@@ -176,6 +191,7 @@ func (r *rejections) classify(err error) error {
 	default:
 		return err
 	}
+	r.lastUnsendable = reason == reasonOutOfOrder || reason == reasonDuplicate
 	r.byReason[reason]++
 	r.total++
 	if r.first == nil {

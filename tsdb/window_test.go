@@ -136,9 +136,18 @@ func TestRejectedSamplesKeepTheRest(t *testing.T) {
 	old.Samples = []ingest.Sample{{T: c.t.Add(-time.Hour).UnixMilli(), V: 4}} // before the window
 	b := series("m", "i", "b")
 	b.Samples = []ingest.Sample{{T: ts, V: 5}}
-	st, err := w.Write(context.Background(), &ingest.Request{Series: []ingest.Series{a, old, b}})
+	req := &ingest.Request{Series: []ingest.Series{a, old, b}}
+	st, err := w.Write(context.Background(), req)
 	if !errors.Is(err, ingest.ErrInvalid) {
 		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+	// The out-of-order sample is taken out of the request for the sinks after the window;
+	// the one older than the window stays (a long-term store may still want it).
+	if got := req.Series[0].Samples; len(got) != 1 || got[0].V != 3 {
+		t.Errorf("series a after Write: %v, want only the in-order sample", got)
+	}
+	if got := req.Series[1].Samples; len(got) != 1 || got[0].V != 4 {
+		t.Errorf("series old after Write: %v, want its sample kept", got)
 	}
 	if st.Samples != 2 {
 		t.Fatalf("accepted %d, want 2 (a@+1s and b)", st.Samples)

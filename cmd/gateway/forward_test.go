@@ -52,6 +52,36 @@ func TestForwardingThroughTheGateway(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "longterm") {
 		t.Errorf("/api/v1/status/forward: %d %s", code, body)
 	}
+	// Those writes went as they arrived (RW 1.0 to an RW 1.0 destination).
+	if !strings.Contains(body, `"passthrough_samples": 100`) {
+		t.Errorf("status does not show the 100 samples passed through: %s", body)
+	}
+
+	// A write with one sample older than its series' last: the window refuses it (400 for that
+	// part), the rest is forwarded without it. Passed through as it arrived, the whole body
+	// would be refused by Prometheus (no out-of-order window) and the fresh samples lost.
+	series := []prompb.TimeSeries{ts("forwarded_total", now.Add(-10*time.Second), 99, "pod", "0")}
+	for pod := range 20 {
+		series = append(series, ts("fresh_total", now, 1, "pod", fmt.Sprint(pod)))
+	}
+	if code, body := postWrite(t, http.DefaultClient, gw.URL, rw1Body(t, series...), nil); code != http.StatusBadRequest {
+		t.Fatalf("write with an out-of-order sample: %d %s, want 400", code, body)
+	}
+	q = url.Values{"query": {`count(fresh_total) * 1000 + sum(count_over_time(forwarded_total{pod="0"}[1m]))`}, "time": {unix(now)}}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		r, code, err := promtest.Get(context.Background(), dest.URL, "/api/v1/query", q)
+		if err == nil && code == 200 && strings.Contains(string(r.Data), `"20005"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("destination after 30s: code %d err %v data %v; want 20 fresh series and pod 0's 5 samples", code, err, r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, body := httpGet(t, gw.URL+"/api/v1/status/forward"); strings.Contains(body, "http_400") {
+		t.Errorf("the destination refused a request: %s", body)
+	}
 }
 
 func TestForwardingNeedsADurableQueueDir(t *testing.T) {
