@@ -99,12 +99,16 @@ func BenchmarkWrite(b *testing.B) {
 	for _, bc := range []struct{ name, policy string }{
 		{"always", "always"}, {"interval", "interval"},
 		{"always-pass-through", "always"}, {"interval-pass-through", "interval"},
+		{"interval-transcoded", "interval"}, // RW 2.0 writes to this RW 1.0 destination
 	} {
 		policy := bc.policy
 		b.Run(bc.name, func(b *testing.B) {
 			reqs := benchRequests(10)
-			if strings.HasSuffix(bc.name, "pass-through") {
+			switch {
+			case strings.HasSuffix(bc.name, "pass-through"):
 				reqs = withBodies(b, reqs, ingest.V1)
+			case strings.HasSuffix(bc.name, "transcoded"):
+				reqs = withBodies(b, reqs, ingest.V2)
 			}
 			f := benchForwarder(b, "http://127.0.0.1:1/api/v1/write", protoV1,
 				"    fsync: "+policy+"\n    max_queue_bytes: 256MiB\n")

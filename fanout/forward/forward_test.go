@@ -148,10 +148,20 @@ func TestForwardEverySample(t *testing.T) {
 				eventually(t, 10*time.Second, "queue drained", func() bool {
 					return metricValue(t, reg, "eagle_eye_forward_queue_samples", nil) == 0
 				})
+				// Mixed: the writes in the destination's protocol pass through; the others are
+				// transcoded when they are RW 2.0 for an RW 1.0 destination, else encoded.
 				passed := metricValue(t, reg, "eagle_eye_forward_passthrough_samples_total", nil)
 				want := map[string]float64{"encoded": 0, "pass-through": n * reqs, "mixed": n * reqs / 2}[mode]
 				if passed != want {
 					t.Errorf("passthrough_samples_total = %v, want %v", passed, want)
+				}
+				transcoded := metricValue(t, reg, "eagle_eye_forward_transcoded_samples_total", nil)
+				want = 0
+				if mode == "mixed" && proto == protoV1 {
+					want = n * reqs / 2
+				}
+				if transcoded != want {
+					t.Errorf("transcoded_samples_total = %v, want %v", transcoded, want)
 				}
 			})
 		}

@@ -78,19 +78,20 @@ type destination struct {
 	flushC  chan struct{} // closed when flushTo moves
 	logs    throttle
 
-	enqueued, passed, sent, sentEx, retried prometheus.Counter
-	latency                                 prometheus.Observer
-	durableWait                             prometheus.Observer
+	enqueued, passed, transcoded, sent, sentEx, retried prometheus.Counter
+	latency                                             prometheus.Observer
+	durableWait                                         prometheus.Observer
 
-	lastSuccess   atomic.Int64 // unix ns
-	sentSamples   atomic.Int64
-	passedSamples atomic.Int64
-	retriedSamps  atomic.Int64
-	mu            sync.Mutex
-	dropped       map[string]int64
-	lastErr       string
-	lastErrAt     time.Time
-	requestCounts map[string]int64
+	lastSuccess       atomic.Int64 // unix ns
+	sentSamples       atomic.Int64
+	passedSamples     atomic.Int64
+	transcodedSamples atomic.Int64
+	retriedSamps      atomic.Int64
+	mu                sync.Mutex
+	dropped           map[string]int64
+	lastErr           string
+	lastErrAt         time.Time
+	requestCounts     map[string]int64
 }
 
 // New validates the configuration, recovers every destination's queue from disk (truncating a
@@ -144,6 +145,7 @@ func (f *Forwarder) newDestination(cfg *Config, rw *config.RemoteWriteConfig, ba
 		requestCounts: map[string]int64{},
 		enqueued:      f.m.enqueued.WithLabelValues(name),
 		passed:        f.m.passed.WithLabelValues(name),
+		transcoded:    f.m.transcoded.WithLabelValues(name),
 		sent:          f.m.sent.WithLabelValues(name),
 		sentEx:        f.m.sentEx.WithLabelValues(name),
 		retried:       f.m.retried.WithLabelValues(name),
@@ -275,12 +277,18 @@ func (f *Forwarder) Write(ctx context.Context, req *ingest.Request) (ingest.Stat
 			ok  bool
 			err error
 		)
-		if d.proc.canPass(req, st, md) {
+		switch {
+		case d.proc.canPass(req, st, md):
 			seq, n, err = d.proc.writePass(req, st, nowMs)
 			ok = true
 			d.passed.Add(float64(n))
 			d.passedSamples.Add(int64(n))
-		} else {
+		case d.proc.canTranscode(req, st):
+			seq, n, err = d.proc.writeTranscoded(req, st, nowMs)
+			ok = true
+			d.transcoded.Add(float64(n))
+			d.transcodedSamples.Add(int64(n))
+		default:
 			seq, n, ok, err = d.proc.write(req, nowMs)
 		}
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	enqueued    *prometheus.CounterVec
 	passed      *prometheus.CounterVec
+	transcoded  *prometheus.CounterVec
 	sent        *prometheus.CounterVec
 	sentEx      *prometheus.CounterVec
 	retried     *prometheus.CounterVec
@@ -28,6 +29,10 @@ func newMetrics(reg prometheus.Registerer, f *Forwarder) *metrics {
 		passed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eagle_eye_forward_passthrough_samples_total",
 			Help: "Samples (float and histogram) queued as the request body they arrived in, to be sent as it is: the destination takes the request's protocol and nothing in it is relabelled, downsampled or left out. Included in eagle_eye_forward_enqueued_samples_total.",
+		}, []string{"destination"}),
+		transcoded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eagle_eye_forward_transcoded_samples_total",
+			Help: "Samples of RW 2.0 writes queued, for an RW 1.0 destination, as the RW 1.0 request it is sent as (encoded once when queued, sent like a pass-through write). Included in eagle_eye_forward_enqueued_samples_total.",
 		}, []string{"destination"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eagle_eye_forward_sent_samples_total",
@@ -64,7 +69,7 @@ func newMetrics(reg prometheus.Registerer, f *Forwarder) *metrics {
 		}, []string{"destination"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.enqueued, m.passed, m.sent, m.sentEx, m.retried, m.dropped, m.requests, m.sendLatency, m.fsyncWait, &queueCollector{f: f})
+		reg.MustRegister(m.enqueued, m.passed, m.transcoded, m.sent, m.sentEx, m.retried, m.dropped, m.requests, m.sendLatency, m.fsyncWait, &queueCollector{f: f})
 	}
 	return m
 }

@@ -33,8 +33,9 @@ type keyScratch struct{ keys, tmp []uint32 }
 
 var keysPool = sync.Pool{New: func() any { return new(keyScratch) }}
 
-// encodePass builds the frame of a pass-through record for req (whose Body is set).
-func encodePass(req *ingest.Request, st ingest.Stats, nowMs int64) []byte {
+// encodePass builds the frame of a pass-through record for req, sending body (req.Body, or
+// req encoded for the destination).
+func encodePass(req *ingest.Request, st ingest.Stats, nowMs int64, body []byte) []byte {
 	ks := keysPool.Get().(*keyScratch)
 	keys := ks.keys[:0]
 	for i := range req.Series {
@@ -42,7 +43,7 @@ func encodePass(req *ingest.Request, st ingest.Stats, nowMs int64) []byte {
 	}
 	keys, ks.tmp = sortKeys(keys, ks.tmp)
 	n := len(keys)
-	frame := make([]byte, frameHdrLen+passHdrLen+4*n+len(req.Body))
+	frame := make([]byte, frameHdrLen+passHdrLen+4*n+len(body))
 	r := frame[frameHdrLen:]
 	binary.LittleEndian.PutUint64(r, uint64(nowMs))
 	binary.LittleEndian.PutUint32(r[8:], uint32(min(st.Samples+st.Histograms, math.MaxUint32)))
@@ -53,7 +54,7 @@ func encodePass(req *ingest.Request, st ingest.Stats, nowMs int64) []byte {
 	for i, key := range keys {
 		binary.LittleEndian.PutUint32(k[4*i:], key)
 	}
-	copy(k[4*n:], req.Body)
+	copy(k[4*n:], body)
 	ks.keys = keys
 	keysPool.Put(ks)
 	binary.LittleEndian.PutUint32(frame, uint32(len(r)))

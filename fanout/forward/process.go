@@ -72,7 +72,11 @@ func (p *processor) canPass(req *ingest.Request, st ingest.Stats, md bool) bool 
 // writePass appends req as a pass-through record (see passthrough.go). It needs no lock: the
 // record defines no series, so its place among the others does not matter to the encoding.
 func (p *processor) writePass(req *ingest.Request, st ingest.Stats, nowMs int64) (seq uint64, samples int, err error) {
-	frame := encodePass(req, st, nowMs)
+	return p.appendPass(encodePass(req, st, nowMs, req.Body), st)
+}
+
+// appendPass appends a pass-through record's frame.
+func (p *processor) appendPass(frame []byte, st ingest.Stats) (seq uint64, samples int, err error) {
 	for {
 		seq, err = p.q.appendIn(frame, p.q.activeSegment())
 		if !errors.Is(err, errRotated) {

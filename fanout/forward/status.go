@@ -24,13 +24,15 @@ type DestinationStatus struct {
 	SentSamples            int64       `json:"sent_samples"`
 	// PassThroughSamples were queued as the request body they arrived in (see the package
 	// documentation); the rest were encoded for the destination.
-	PassThroughSamples int64            `json:"passthrough_samples"`
-	RetriedSamples     int64            `json:"retried_samples"`
-	DroppedSamples     map[string]int64 `json:"dropped_samples"`
-	Requests           map[string]int64 `json:"requests_by_code"`
-	LastSuccess        *time.Time       `json:"last_success,omitempty"`
-	LastError          string           `json:"last_error,omitempty"`
-	LastErrorAt        *time.Time       `json:"last_error_at,omitempty"`
+	PassThroughSamples int64 `json:"passthrough_samples"`
+	// TranscodedSamples were queued as the RW 1.0 request an RW 2.0 write is sent as.
+	TranscodedSamples int64            `json:"transcoded_samples"`
+	RetriedSamples    int64            `json:"retried_samples"`
+	DroppedSamples    map[string]int64 `json:"dropped_samples"`
+	Requests          map[string]int64 `json:"requests_by_code"`
+	LastSuccess       *time.Time       `json:"last_success,omitempty"`
+	LastError         string           `json:"last_error,omitempty"`
+	LastErrorAt       *time.Time       `json:"last_error_at,omitempty"`
 }
 
 // QueueStatus is one destination's queue.
@@ -56,7 +58,7 @@ func (f *Forwarder) Status() Status {
 		ds := DestinationStatus{
 			Name: d.name, URL: d.url, ProtobufMessage: string(d.rw.ProtobufMessage), Shards: len(d.shards),
 			PassThroughConcurrency: int(d.relay.limitGauge.Load()),
-			SentSamples:            d.sentSamples.Load(), RetriedSamples: d.retriedSamps.Load(), PassThroughSamples: d.passedSamples.Load(),
+			SentSamples:            d.sentSamples.Load(), RetriedSamples: d.retriedSamps.Load(), PassThroughSamples: d.passedSamples.Load(), TranscodedSamples: d.transcodedSamples.Load(),
 			Queue: QueueStatus{
 				Dir: d.opts.dir, DiskBytes: st.DiskBytes, MaxBytes: d.opts.maxBytes, Segments: st.Segments,
 				PendingRecords: st.PendingRecs, PendingSamples: st.PendingSamps, MemoryBytes: st.MemBytes,
