@@ -20,7 +20,9 @@
 // is kept into one record and appends it to the destination's queue. A request whose body
 // the destination can take as it is (ingest.Request.Body set, same protocol, nothing that
 // relabelling, downsampling or the send_* switches would change) is queued as that body
-// instead, with the 32-bit keys of its series: a pass-through record. With the fsync policy
+// instead, with the 32-bit keys of its series: a pass-through record. An RW 2.0 request of
+// float samples for an RW 1.0 destination is encoded into that destination's request right
+// away and queued the same way (transcode.go). With the fsync policy
 // "always" (the default) Write returns after an fsync that concurrent writers share (group
 // commit); with "interval" a background fsync runs every fsync_interval, and an operating-system
 // crash may lose that much. Write waits for the disk only, never for a destination.
