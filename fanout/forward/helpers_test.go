@@ -311,21 +311,30 @@ func encodeBody(v ingest.Version, ss []ingest.Series) (body []byte, ctype string
 		req.Symbols = st.Symbols()
 		raw, err = req.Marshal()
 	} else {
-		req := &prompb.WriteRequest{}
-		for _, s := range ss {
-			ts := prompb.TimeSeries{}
-			for _, l := range s.Labels {
-				ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value})
-			}
-			for _, x := range s.Samples {
-				ts.Samples = append(ts.Samples, prompb.Sample{Value: x.V, Timestamp: x.T})
-			}
-			req.Timeseries = append(req.Timeseries, ts)
-		}
-		raw, err = req.Marshal()
+		raw, err = v1Request(ss).Marshal()
 	}
 	if err != nil {
 		return nil, "", err
 	}
 	return snappy.Encode(nil, raw), ctype, nil
+}
+
+// v1Request builds the RW 1.0 request of Prometheus' generated code for the float samples of
+// ss, leaving out series without samples.
+func v1Request(ss []ingest.Series) *prompb.WriteRequest {
+	req := &prompb.WriteRequest{}
+	for _, s := range ss {
+		if len(s.Samples) == 0 {
+			continue
+		}
+		ts := prompb.TimeSeries{}
+		for _, l := range s.Labels {
+			ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value})
+		}
+		for _, x := range s.Samples {
+			ts.Samples = append(ts.Samples, prompb.Sample{Value: x.V, Timestamp: x.T})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	return req
 }

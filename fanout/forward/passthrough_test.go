@@ -138,20 +138,7 @@ func TestTranscodeMatchesGeneratedCode(t *testing.T) {
 		req.Series = append(req.Series, s)
 	}
 	req.Series = append(req.Series, series([]string{"__name__", "info_only", "job", "x"})) // metadata-less, sample-less
-	want := &prompb.WriteRequest{}
-	for _, s := range req.Series {
-		if len(s.Samples) == 0 {
-			continue
-		}
-		ts := prompb.TimeSeries{}
-		for _, l := range s.Labels {
-			ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value})
-		}
-		for _, x := range s.Samples {
-			ts.Samples = append(ts.Samples, prompb.Sample{Value: x.V, Timestamp: x.T})
-		}
-		want.Timeseries = append(want.Timeseries, ts)
-	}
+	want := v1Request(req.Series)
 	want.Metadata = []prompb.MetricMetadata{{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "DCGM_FI_DEV_GPU_UTIL", Help: "GPU utilisation.", Unit: "percent"}}
 	wantRaw, err := want.Marshal()
 	if err != nil {
