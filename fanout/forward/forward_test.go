@@ -47,16 +47,23 @@ const (
 
 // writeFleet writes reqs requests of n series each, sample k at base+k·1000 with value k.
 func writeFleet(t testing.TB, f *Forwarder, n, reqs int, base int64) {
-	writeFleetRange(t, f, n, 0, reqs, base)
+	writeFleetWith(t, func(_ int, ss []ingest.Series) error {
+		_, err := f.Write(context.Background(), &ingest.Request{Version: ingest.V2, Series: ss})
+		return err
+	}, n, 0, reqs, base)
 }
 
-func writeFleetRange(t testing.TB, f *Forwarder, n, from, to int, base int64) {
+// writeFleetWith writes requests from to to-1 of the fleet with w (see fleetWriter).
+func writeFleetWith(t testing.TB, w func(k int, ss []ingest.Series) error, n, from, to int, base int64) {
+	t.Helper()
 	for k := from; k < to; k++ {
 		ss := make([]ingest.Series, n)
 		for i := range n {
 			ss[i] = gpuSeries(i, base+int64(k)*1000, float64(k))
 		}
-		write(t, f, ss...)
+		if err := w(k, ss); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -128,16 +135,7 @@ func TestForwardEverySample(t *testing.T) {
 				f, reg := startForwarder(t, fastQueue(r.url(), proto, ""), t.TempDir())
 				const n, reqs = 64, 100
 				base := time.Now().Add(-time.Hour).UnixMilli()
-				w := fleetWriter(t, f, proto, mode)
-				for k := range reqs {
-					ss := make([]ingest.Series, n)
-					for i := range n {
-						ss[i] = gpuSeries(i, base+int64(k)*1000, float64(k))
-					}
-					if err := w(k, ss); err != nil {
-						t.Fatal(err)
-					}
-				}
+				writeFleetWith(t, fleetWriter(t, f, proto, mode), n, 0, reqs, base)
 				eventually(t, 30*time.Second, "every sample delivered", func() bool { return r.total() >= n*reqs })
 				checkFleet(t, r, n, reqs, base)
 				// The sender counts a batch once its answer is back, a moment after the
@@ -344,16 +342,7 @@ func TestRefused400Dropped(t *testing.T) {
 			}
 			f, reg := startForwarder(t, fastQueue(r.url(), protoV1, ""), t.TempDir())
 			const n, reqs = 32, 60
-			w := fleetWriter(t, f, protoV1, mode)
-			for k := range reqs {
-				ss := make([]ingest.Series, n)
-				for i := range n {
-					ss[i] = gpuSeries(i, int64(k)*1000, float64(k))
-				}
-				if err := w(k, ss); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeFleetWith(t, fleetWriter(t, f, protoV1, mode), n, 0, reqs, 0)
 			eventually(t, 30*time.Second, "all delivered or refused", func() bool {
 				mu.Lock()
 				defer mu.Unlock()
@@ -506,35 +495,46 @@ func TestTwoDestinationsOneDead(t *testing.T) {
 	}
 }
 
+// TestResumeAfterRestart stops a forwarder with a backlog of both kinds of records (encoded
+// for the shards, pass-through for the relay) and starts another on the same queue, with the
+// same shard count or another one (which is also what an upgrade that adds the relay's lane
+// looks like): the backlog and fresh data all arrive.
 func TestResumeAfterRestart(t *testing.T) {
-	dir := t.TempDir()
-	r := newReceiver(t)
-	var mu sync.Mutex
-	up := false
-	// The first requests get through, so the shards stop in the middle of a segment whose
-	// earlier records define the series the later ones refer to.
-	r.answer = func(n int, _ []prompb.TimeSeries) (int, http.Header) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !up && n > 4 {
-			return http.StatusInternalServerError, nil
-		}
-		return 0, nil
+	for _, tc := range []struct{ name, after string }{
+		{"same shards", ""},
+		{"shards changed", "forward:\n  defaults: {shards: 2}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			r := newReceiver(t)
+			var mu sync.Mutex
+			up := false
+			// The first requests get through, so the shards stop in the middle of a segment
+			// whose earlier records define the series the later ones refer to.
+			r.answer = func(n int, _ []prompb.TimeSeries) (int, http.Header) {
+				mu.Lock()
+				defer mu.Unlock()
+				if !up && n > 4 {
+					return http.StatusInternalServerError, nil
+				}
+				return 0, nil
+			}
+			f, _ := startForwarder(t, fastQueue(r.url(), protoV2, ""), dir)
+			base := time.Now().Add(-time.Hour).UnixMilli()
+			const n, reqs = 32, 50
+			writeFleetWith(t, fleetWriter(t, f, protoV2, "mixed"), n, 0, reqs, base)
+			eventually(t, 10*time.Second, "the first requests", func() bool { return r.total() > 0 })
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			up = true
+			mu.Unlock()
+			f2, _ := startForwarder(t, fastQueue(r.url(), protoV2, tc.after), dir)
+			writeFleetWith(t, fleetWriter(t, f2, protoV2, "mixed"), n, reqs, reqs+2, base) // fresh data after the restart
+			eventually(t, 30*time.Second, "backlog and fresh data delivered", func() bool { return fleetComplete(r, n, reqs+2, base) })
+		})
 	}
-	cfg := fastQueue(r.url(), protoV2, "")
-	f, _ := startForwarder(t, cfg, dir)
-	base := time.Now().Add(-time.Hour).UnixMilli()
-	writeFleet(t, f, 32, 50, base)
-	eventually(t, 10*time.Second, "the first requests", func() bool { return r.total() > 0 })
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	up = true
-	mu.Unlock()
-	f2, _ := startForwarder(t, cfg, dir)
-	writeFleetRange(t, f2, 32, 50, 51, base) // fresh data after the restart
-	eventually(t, 30*time.Second, "backlog and fresh data delivered", func() bool { return fleetComplete(r, 32, 51, base) })
 }
 
 func TestStatusHandler(t *testing.T) {
