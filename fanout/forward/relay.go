@@ -15,7 +15,7 @@ import (
 // Order. The relay sends records in queue order, waiting at a record while a record in flight
 // shares a series key with it, or while a shard has not yet delivered an encoded record queued
 // before it. A shard in turn takes an encoded record only once the relay has delivered every
-// pass-through record queued before it (shard.waitRelay). So each series' samples reach the
+// pass-through record queued before it (shard.run). So each series' samples reach the
 // destination in the order they were queued, whichever lane carries them. The two kinds
 // meet only when a destination receives both (say RW 1.0 writes to an RW 2.0 destination);
 // each switch between them then costs a round trip to the destination.
@@ -184,7 +184,8 @@ func (r *relay) run(ctx context.Context, drain <-chan struct{}) {
 		// it, and the shards have delivered the encoded records before it.
 		var barrier <-chan struct{}
 		free, meets := r.running < r.limit, r.meets(next)
-		r.resize(!free && !meets, false, time.Now())
+		slotBound := !free && !meets
+		r.resize(slotBound, false, time.Now())
 		ready := free && !meets
 		if ready {
 			var ok bool
@@ -199,7 +200,7 @@ func (r *relay) run(ctx context.Context, drain <-chan struct{}) {
 			continue
 		}
 		var growC <-chan time.Time
-		if !free && !meets && r.limit < r.maxLimit {
+		if slotBound && r.limit < r.maxLimit {
 			grow.Reset(relayGrowAfter)
 			growC = grow.C
 		}
@@ -227,7 +228,7 @@ func (r *relay) skip(end pos) {
 // meets reports whether a request in flight shares a series key with q.
 func (r *relay) meets(q *relayReq) bool {
 	for _, f := range r.inflight {
-		if !f.delivered && keysMeet(f.rec.keys, q.rec.keys) {
+		if keysMeet(f.rec.keys, q.rec.keys) {
 			return true
 		}
 	}

@@ -47,31 +47,14 @@ func (p *processor) writeTranscoded(req *ingest.Request, st ingest.Stats, nowMs 
 // appendV1Series appends s (labels and float samples) as one TimeSeries of an RW 1.0
 // WriteRequest, sized first so that it is written in place, in one pass.
 func appendV1Series(b []byte, s *ingest.Series) []byte {
-	n := 0
-	for _, l := range s.Labels {
-		m := labelSize(l)
-		n += 1 + protowire.SizeVarint(uint64(m)) + m
-	}
+	n := v1LabelsSize(s.Labels)
 	for _, x := range s.Samples {
 		m := sizeDouble(x.V) + sizeInt(x.T)
 		n += 1 + protowire.SizeVarint(uint64(m)) + m
 	}
 	b = protowire.AppendTag(b, v1ReqTimeseries, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(n))
-	for _, l := range s.Labels {
-		b = protowire.AppendTag(b, v1TSLabels, protowire.BytesType)
-		b = appendShortVarint(b, labelSize(l))
-		if l.Name != "" {
-			b = append(b, byte(v1LabelName<<3|protowire.BytesType))
-			b = appendShortVarint(b, len(l.Name))
-			b = append(b, l.Name...)
-		}
-		if l.Value != "" {
-			b = append(b, byte(v1LabelValue<<3|protowire.BytesType))
-			b = appendShortVarint(b, len(l.Value))
-			b = append(b, l.Value...)
-		}
-	}
+	b = appendV1Labels(b, v1TSLabels, s.Labels)
 	for _, x := range s.Samples {
 		b = protowire.AppendTag(b, v1TSSamples, protowire.BytesType)
 		b = appendShortVarint(b, sizeDouble(x.V)+sizeInt(x.T))
@@ -79,27 +62,6 @@ func appendV1Series(b []byte, s *ingest.Series) []byte {
 		b = appendInt(b, v1SampleTimestamp, x.T)
 	}
 	return b
-}
-
-// labelSize is the size of one Label message's fields.
-func labelSize(l ingest.Label) int {
-	n := 0
-	if l.Name != "" {
-		n += 1 + protowire.SizeBytes(len(l.Name))
-	}
-	if l.Value != "" {
-		n += 1 + protowire.SizeBytes(len(l.Value))
-	}
-	return n
-}
-
-// appendShortVarint appends n, one byte when it is below 128 (label names and values almost
-// always are).
-func appendShortVarint(b []byte, n int) []byte {
-	if n < 0x80 {
-		return append(b, byte(n))
-	}
-	return protowire.AppendVarint(b, uint64(n))
 }
 
 // encodeV1 returns req as a snappy-compressed RW 1.0 request, aliasing tc: series with their

@@ -139,23 +139,51 @@ func sizeInt(v int64) int {
 // appendV1Labels writes ls as repeated prometheus.Label fields.
 func appendV1Labels(b []byte, num protowire.Number, ls []ingest.Label) []byte {
 	for _, l := range ls {
-		n := 0
-		if l.Name != "" {
-			n += 1 + protowire.SizeBytes(len(l.Name))
-		}
-		if l.Value != "" {
-			n += 1 + protowire.SizeBytes(len(l.Value))
-		}
 		b = protowire.AppendTag(b, num, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(n))
+		b = appendShortVarint(b, v1LabelSize(l))
 		if l.Name != "" {
-			b = appendStringField(b, v1LabelName, l.Name)
+			b = append(b, byte(v1LabelName<<3|protowire.BytesType))
+			b = appendShortVarint(b, len(l.Name))
+			b = append(b, l.Name...)
 		}
 		if l.Value != "" {
-			b = appendStringField(b, v1LabelValue, l.Value)
+			b = append(b, byte(v1LabelValue<<3|protowire.BytesType))
+			b = appendShortVarint(b, len(l.Value))
+			b = append(b, l.Value...)
 		}
 	}
 	return b
+}
+
+// v1LabelsSize is the size appendV1Labels gives ls.
+func v1LabelsSize(ls []ingest.Label) int {
+	n := 0
+	for _, l := range ls {
+		m := v1LabelSize(l)
+		n += 1 + protowire.SizeVarint(uint64(m)) + m
+	}
+	return n
+}
+
+// v1LabelSize is the size of one Label message's fields.
+func v1LabelSize(l ingest.Label) int {
+	n := 0
+	if l.Name != "" {
+		n += 1 + protowire.SizeBytes(len(l.Name))
+	}
+	if l.Value != "" {
+		n += 1 + protowire.SizeBytes(len(l.Value))
+	}
+	return n
+}
+
+// appendShortVarint appends n, one byte when it is below 128 (label names and values almost
+// always are).
+func appendShortVarint(b []byte, n int) []byte {
+	if n < 0x80 {
+		return append(b, byte(n))
+	}
+	return protowire.AppendVarint(b, uint64(n))
 }
 
 func (w *wireEncoder) encodeV1(b *batch) error {
