@@ -60,15 +60,6 @@ stop_all() {
 }
 trap stop_all EXIT
 
-wait_ready() {
-	for _ in $(seq 1 120); do
-		curl -fs -o /dev/null "http://$1/-/ready" && return 0
-		sleep 0.5
-	done
-	echo "the gateway on $1 did not become ready; see $BENCH_DIR/results" >&2
-	return 1
-}
-
 measure() { # mode run
 	mkdir -p "$BENCH_DIR/gw-data" "$BENCH_DIR/dest-data"
 	"$BENCH_DIR/gateway" --web.listen-address=127.0.0.1:19196 --storage.dir="$BENCH_DIR/dest-data" \
@@ -79,8 +70,8 @@ measure() { # mode run
 		--config.file="$BENCH_DIR/$1.yml" --nats.listen-address=127.0.0.1:0 --zmq.bind=tcp://127.0.0.1:0 \
 		--log.level=warn ${GATEWAY_ARGS:-} >"$BENCH_DIR/results/gateway-$1-$2.log" 2>&1 &
 	SERVER_PID=$!
-	wait_ready 127.0.0.1:19196
-	wait_ready 127.0.0.1:19195
+	wait_ready http://127.0.0.1:19196/-/ready "$BENCH_DIR/results"
+	wait_ready http://127.0.0.1:19195/-/ready "$BENCH_DIR/results"
 	sleep 2
 	echo "== forwarding $1, run $2 ($RATE samples/s)" >&2
 	"$BENCH_DIR/loadgen" --url=http://127.0.0.1:19195/api/v1/write --protocol="$PROTOCOL" \

@@ -67,12 +67,7 @@ start_server() {
 		URL=http://127.0.0.1:18428/api/v1/write ready=http://127.0.0.1:18428/health ;;
 	esac
 	SERVER_PID=$!
-	for _ in $(seq 1 120); do
-		curl -fs -o /dev/null "$ready" && return 0
-		sleep 0.5
-	done
-	echo "$1 did not become ready; see $log" >&2
-	return 1
+	wait_ready "$ready" "$log"
 }
 
 for run in $(seq 1 "$RUNS"); do

@@ -71,12 +71,7 @@ start_gateway() {
 		--config.file="$BENCH_DIR/gateway.yml" --nats.listen-address=127.0.0.1:14222 \
 		--zmq.bind=tcp://127.0.0.1:0 --log.level=warn ${GATEWAY_ARGS:-} >"$BENCH_DIR/results/gateway-$1.log" 2>&1 &
 	SERVER_PID=$!
-	for _ in $(seq 1 120); do
-		curl -fs -o /dev/null http://127.0.0.1:19095/-/ready && return 0
-		sleep 0.5
-	done
-	echo "the gateway did not become ready; see $BENCH_DIR/results/gateway-$1.log" >&2
-	return 1
+	wait_ready http://127.0.0.1:19095/-/ready "$BENCH_DIR/results/gateway-$1.log"
 }
 
 loadgen() {

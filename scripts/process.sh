@@ -14,3 +14,13 @@ stop_pid() {
 		SERVER_PID=""
 	fi
 }
+
+# wait_ready URL LOG: polls URL until it answers 2xx (up to 60 s); on timeout names LOG and fails.
+wait_ready() {
+	for _ in $(seq 1 120); do
+		curl -fs -o /dev/null "$1" && return 0
+		sleep 0.5
+	done
+	echo "$1 did not become ready; see $2" >&2
+	return 1
+}
