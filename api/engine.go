@@ -17,8 +17,11 @@ type EngineOptions struct {
 	MaxSamples int
 	// LookbackDelta is how far back an instant vector looks for a sample. Default 5m.
 	LookbackDelta time.Duration
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
+	// QueryTracker, when set, bounds how many queries run at once: the engine calls its Insert
+	// before evaluating a query (it may wait) and Delete after. Nil: no bound.
+	QueryTracker promql.QueryTracker
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
 }
 
 // NewEngine returns a PromQL engine with Prometheus' defaults and its commonly enabled
@@ -42,5 +45,6 @@ func NewEngine(o EngineOptions) *promql.Engine {
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 		EnablePerStepStats:   true,
+		ActiveQueryTracker:   o.QueryTracker,
 	})
 }

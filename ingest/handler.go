@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/s2"
+
+	"github.com/eagle-eye-ai/eagle-eye/internal/cpuslots"
 )
 
 // Error classes of the handler's own refusals, next to ErrInvalid and ErrOverloaded. They
@@ -81,8 +83,8 @@ type Handler struct {
 	now         func() time.Time
 	overload429 bool
 	retryAfter  string
-	slots       chan struct{} // nil: unlimited
-	bulk        chan struct{} // bulk write slots; nil: unlimited
+	slots       chan struct{}   // nil: unlimited
+	bulk        *cpuslots.Slots // bulk writes run in one of these
 	metrics     *handlerMetrics
 	log         *logThrottle
 }
@@ -122,8 +124,9 @@ func NewHandler(o Options) (*Handler, error) {
 	if h.lim.maxInflight > 0 {
 		h.slots = make(chan struct{}, h.lim.maxInflight)
 	}
-	if h.lim.maxBulk > 0 {
-		h.bulk = make(chan struct{}, h.lim.maxBulk)
+	h.bulk = o.CPUSlots
+	if h.bulk == nil {
+		h.bulk = cpuslots.New(h.lim.maxBulk)
 	}
 	return h, nil
 }
@@ -237,11 +240,14 @@ func (h *Handler) handle(r *http.Request) (out outcome) {
 	defer putDecoder(d)
 	if out.err = h.read(d, r); out.err == nil {
 		if len(d.buf) >= BulkWriteBytes {
-			d.bulk = true
-			h.acquireBulk()
-			defer h.releaseBulk()
+			if out.err = h.acquireBulk(ctx); out.err == nil {
+				d.bulk = true
+				defer h.bulk.Release()
+			}
 		}
-		out.err = d.decode(v)
+		if out.err == nil {
+			out.err = d.decode(v)
+		}
 	}
 	if out.err != nil {
 		out.msg = strings.Clone(out.err.Error())
@@ -284,26 +290,20 @@ func (h *Handler) acquire(ctx context.Context) error {
 }
 
 // acquireBulk takes a bulk slot, waiting as long as it takes: the request already holds an
-// inflight slot, and bulk slots are given back as fast as writes are decoded.
-func (h *Handler) acquireBulk() {
-	if h.bulk == nil {
-		return
-	}
-	select {
-	case h.bulk <- struct{}{}:
+// inflight slot, and bulk slots are given back as fast as writes are decoded and queries
+// evaluated. It gives up only when the client does.
+func (h *Handler) acquireBulk(ctx context.Context) error {
+	if h.bulk.TryAcquire() {
 		h.metrics.bulkWait.Observe(0)
-		return
-	default:
+		return nil
 	}
 	start := time.Now()
-	h.bulk <- struct{}{}
+	err := h.bulk.Acquire(ctx)
 	h.metrics.bulkWait.Observe(time.Since(start).Seconds())
-}
-
-func (h *Handler) releaseBulk() {
-	if h.bulk != nil {
-		<-h.bulk
+	if err != nil {
+		return classed(ErrOverloaded, fmt.Errorf("waiting for a bulk write slot: %w", err))
 	}
+	return nil
 }
 
 func (h *Handler) release() {

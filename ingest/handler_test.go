@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/eagle-eye-ai/eagle-eye/internal/cpuslots"
 )
 
 func TestStatusFor(t *testing.T) {
@@ -307,11 +309,10 @@ func (s *gatedSink) Write(ctx context.Context, req *Request) (Stats, error) {
 	return countStats(req), nil
 }
 
-func TestBulkWritesAreBoundedAndSmallWritesPassThem(t *testing.T) {
-	sink := &gatedSink{entered: make(chan struct{}, 3), release: make(chan struct{})}
-	h, reg := newTestHandler(t, Options{Sinks: []Sink{sink}, Limits: Limits{MaxInflightWrites: 8, MaxBulkWrites: 1}})
-
-	// 400 series of ~10 labels: well over BulkWriteBytes decoded.
+// bulkWrite is a compressed RW 1.0 body of 400 DCGM-like series: well over BulkWriteBytes
+// decoded.
+func bulkWrite(t *testing.T) []byte {
+	t.Helper()
 	var bulk prompb.WriteRequest
 	for i := range 400 {
 		bulk.Timeseries = append(bulk.Timeseries, v1Series([]string{"__name__", "DCGM_FI_DEV_GPU_UTIL",
@@ -322,7 +323,14 @@ func TestBulkWritesAreBoundedAndSmallWritesPassThem(t *testing.T) {
 	if len(raw) < BulkWriteBytes {
 		t.Fatalf("bulk body is %d bytes decoded, under BulkWriteBytes", len(raw))
 	}
-	bulkBody := snappy(raw)
+	return snappy(raw)
+}
+
+func TestBulkWritesAreBoundedAndSmallWritesPassThem(t *testing.T) {
+	sink := &gatedSink{entered: make(chan struct{}, 3), release: make(chan struct{})}
+	h, reg := newTestHandler(t, Options{Sinks: []Sink{sink}, Limits: Limits{MaxInflightWrites: 8, MaxBulkWrites: 1}})
+
+	bulkBody := bulkWrite(t)
 	small := snappy(marshalV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		v1Series([]string{"__name__", "vllm:num_requests_waiting", "pod", "engine-0"}, 3)}}))
 
@@ -360,6 +368,62 @@ func TestBulkWritesAreBoundedAndSmallWritesPassThem(t *testing.T) {
 				t.Errorf("bulk waits observed: %d, want 3 (the small write is not counted)", got)
 			}
 		}
+	}
+}
+
+// TestBulkWritesShareCPUSlots: with slots shared with other CPU-bound work (the gateway's
+// PromQL queries), a bulk write waits while that work holds them, a small write does not,
+// and a bulk write whose client leaves while waiting is answered as overload without
+// reaching the sinks.
+func TestBulkWritesShareCPUSlots(t *testing.T) {
+	var written atomic.Int64
+	sink := SinkFunc(func(_ context.Context, req *Request) (Stats, error) {
+		written.Add(int64(len(req.Series)))
+		return countStats(req), nil
+	})
+	slots := cpuslots.New(1)
+	h, _ := newTestHandler(t, Options{Sinks: []Sink{sink}, CPUSlots: slots, Limits: Limits{MaxBulkWrites: 8}})
+	bulkBody := bulkWrite(t)
+	small := snappy(marshalV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		v1Series([]string{"__name__", "vllm:num_requests_waiting", "pod", "engine-0"}, 3)}}))
+
+	if !slots.TryAcquire() { // a query holds the only slot
+		t.Fatal("the slot is taken before any write")
+	}
+	if w := post(h, ctV1, "snappy", small); w.Code != 204 || written.Load() != 1 {
+		t.Fatalf("small write while a query holds the slot: %d %q, %d series written", w.Code, w.Body, written.Load())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(bulkBody)).WithContext(ctx)
+	r.Header.Set("Content-Type", ctV1)
+	r.Header.Set("Content-Encoding", "snappy")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "bulk write slot") {
+		t.Fatalf("bulk write whose client left while waiting: %d %q, want 503 naming the bulk write slot", w.Code, w.Body)
+	}
+	if written.Load() != 1 {
+		t.Fatalf("%d series written, want only the small write's 1", written.Load())
+	}
+
+	code := make(chan int)
+	go func() { code <- post(h, ctV1, "snappy", bulkBody).Code }()
+	for slots.Waiting() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case c := <-code:
+		t.Fatalf("bulk write answered %d while the query held the slot", c)
+	case <-time.After(20 * time.Millisecond):
+	}
+	slots.Release() // the query ends
+	if c := <-code; c != 204 || written.Load() != 401 {
+		t.Fatalf("bulk write after the slot freed: %d, %d series written, want 204 and 401", c, written.Load())
+	}
+	if slots.InUse() != 0 {
+		t.Fatalf("%d slots held after every write ended", slots.InUse())
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eagle-eye-ai/eagle-eye/internal/cpuslots"
 )
 
 // Default limits. Each applies when the matching Limits field is 0.
@@ -76,7 +78,7 @@ type Limits struct {
 	// MaxBulkWrites bounds the bulk writes (decoded body of at least BulkWriteBytes) decoded
 	// and written at the same time (limits.max_bulk_writes, default DefaultMaxBulkWrites()).
 	// A bulk write that finds them all busy waits, holding its inflight slot, until one
-	// frees; smaller writes skip this bound. With one processor more than bulk slots, a
+	// frees or its client goes away; smaller writes skip this bound. With one processor more than bulk slots, a
 	// small write, such as an engine's queue depth that routers wait for, finds a processor
 	// at once instead of queueing behind batches that take milliseconds each. Negative: no
 	// bound.
@@ -104,6 +106,10 @@ type Options struct {
 	// RetryAfter is the delay announced in Retry-After on overload, rounded up to whole
 	// seconds (default 1 s).
 	RetryAfter time.Duration
+	// CPUSlots, when set, are the slots bulk writes take, shared with the process's other
+	// CPU-bound work (the gateway runs its PromQL queries in them too), and
+	// Limits.MaxBulkWrites is not used. Nil: the handler's own, Limits.MaxBulkWrites of them.
+	CPUSlots *cpuslots.Slots
 }
 
 // limits is Limits with defaults applied; a limit of 0 here means "unlimited".

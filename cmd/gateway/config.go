@@ -54,8 +54,9 @@ type RuntimeConfig struct {
 	GOGC int `yaml:"gogc"`
 	// SpareProcessors is how many Go processors run beyond the CPUs the process may use
 	// (GOMAXPROCS = CPUs + this), unless the GOMAXPROCS environment variable is set. Bulk
-	// writes are decoded at most CPUs at a time (limits.max_bulk_writes), so a spare
-	// processor is free to take network events and small writes at once.
+	// writes and PromQL queries run at most CPUs at a time (limits.max_bulk_writes), so the
+	// spare processors are free for the garbage collector's mark worker and for network
+	// events and small writes.
 	SpareProcessors int `yaml:"spare_processors"`
 	// MemoryLimitRatio sets GOMEMLIMIT to this fraction of the container's memory limit
 	// (cgroup), when there is one and GOMEMLIMIT is not set. 0 turns it off.

@@ -135,7 +135,7 @@ func TestTuneRuntimeAddsSpareProcessorsBeyondBulkWrites(t *testing.T) {
 	}
 	cpus := runtime.GOMAXPROCS(0)
 	defer runtime.GOMAXPROCS(cpus)
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetGCPercent(debug.SetGCPercent(30))
 
 	cfg, err := LoadConfigFile("")
 	if err != nil {
@@ -143,8 +143,8 @@ func TestTuneRuntimeAddsSpareProcessorsBeyondBulkWrites(t *testing.T) {
 	}
 	cfg.Runtime.MemoryLimitRatio = 0
 	tuneRuntime(cfg, slog.New(slog.DiscardHandler))
-	if got := runtime.GOMAXPROCS(0); got != cpus+1 {
-		t.Errorf("GOMAXPROCS = %d with the bundled defaults, want the %d CPUs plus one spare", got, cpus)
+	if got := runtime.GOMAXPROCS(0); got != cpus+2 {
+		t.Errorf("GOMAXPROCS = %d with the bundled defaults, want the %d CPUs plus two spare", got, cpus)
 	}
 	if cfg.cpus != cpus {
 		t.Errorf("CPU count for the forwarding shards %d, want %d (spare processors not counted)", cfg.cpus, cpus)
@@ -152,7 +152,7 @@ func TestTuneRuntimeAddsSpareProcessorsBeyondBulkWrites(t *testing.T) {
 	if cfg.Limits.MaxBulkWrites != cpus {
 		t.Errorf("limits.max_bulk_writes settled to %d, want the CPU count %d", cfg.Limits.MaxBulkWrites, cpus)
 	}
-	if got := debug.SetGCPercent(100); got != 50 {
-		t.Errorf("GOGC = %d, want the bundled runtime.gogc 50", got)
+	if got := debug.SetGCPercent(30); got != 100 {
+		t.Errorf("GOGC = %d, want the bundled runtime.gogc 100", got)
 	}
 }

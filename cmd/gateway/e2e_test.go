@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,7 +120,11 @@ func TestMalformedWritesKeepTheWindowExact(t *testing.T) {
 	}
 	// Limit hits are counted in /metrics.
 	_, metrics := httpGet(t, gw.URL+"/metrics")
-	for _, m := range []string{`eagle_eye_ingest_limit_hits_total{limit="max_labels_per_series"} 1`, `eagle_eye_ingest_limit_hits_total{limit="max_body_bytes"} 1`} {
+	// Bulk writes and the PromQL engine share the CPU slots (limits.max_bulk_writes, by default
+	// GOMAXPROCS), all given back.
+	slots := strconv.Itoa(runtime.GOMAXPROCS(0))
+	for _, m := range []string{`eagle_eye_ingest_limit_hits_total{limit="max_labels_per_series"} 1`, `eagle_eye_ingest_limit_hits_total{limit="max_body_bytes"} 1`,
+		"\neagle_eye_cpu_slots " + slots + "\n", "\nprometheus_engine_queries_concurrent_max " + slots + "\n", "\neagle_eye_cpu_slots_in_use 0\n"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

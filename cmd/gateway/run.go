@@ -30,6 +30,7 @@ import (
 	"github.com/eagle-eye-ai/eagle-eye/fanout/forward"
 	"github.com/eagle-eye-ai/eagle-eye/fanout/hotseries"
 	"github.com/eagle-eye-ai/eagle-eye/ingest"
+	"github.com/eagle-eye-ai/eagle-eye/internal/cpuslots"
 	"github.com/eagle-eye-ai/eagle-eye/tsdb"
 	ui "github.com/eagle-eye-ai/eagle-eye/web"
 )
@@ -77,10 +78,14 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		}
 	}()
 
+	// Bulk writes and PromQL queries (rules, the HTTP API) share the CPU slots, so that
+	// together they leave the spare processors free for network events and small writes.
+	cpu := cpuSlots(cfg, reg)
 	engine := api.NewEngine(api.EngineOptions{
 		Timeout:       time.Duration(cfg.Query.Timeout),
 		MaxSamples:    cfg.Query.MaxSamples,
 		LookbackDelta: time.Duration(cfg.Query.LookbackDelta),
+		QueryTracker:  cpuslots.QueryTracker{Slots: cpu},
 		Logger:        logger.With("component", "promql"),
 		Registerer:    reg,
 	})
@@ -249,6 +254,7 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		Registerer:  reg,
 		Sinks:       sinks,
 		Limits:      ingestLimits(cfg),
+		CPUSlots:    cpu,
 		Overload429: cfg.Ingest.OverloadStatus == http.StatusTooManyRequests,
 	})
 	if err != nil {
@@ -398,6 +404,33 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 		onReady(endpoints{HTTP: ln.Addr().String(), NATS: natsURL, ZMQ: zmqAddr})
 	}
 	return g.Wait()
+}
+
+// cpuSlots returns the slots of limits.max_bulk_writes (0: the default, GOMAXPROCS), with
+// gauges of their use.
+func cpuSlots(cfg *Config, reg prometheus.Registerer) *cpuslots.Slots {
+	n := cfg.Limits.MaxBulkWrites
+	if n == 0 {
+		n = ingest.DefaultMaxBulkWrites()
+	}
+	s := cpuslots.New(n)
+	if reg != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "eagle_eye_cpu_slots",
+				Help: "Slots for CPU-bound work (bulk writes, PromQL queries): limits.max_bulk_writes.",
+			}, func() float64 { return float64(s.Cap()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "eagle_eye_cpu_slots_in_use",
+				Help: "CPU slots held now by bulk writes and PromQL queries.",
+			}, func() float64 { return float64(s.InUse()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "eagle_eye_cpu_slots_waiting",
+				Help: "Bulk writes and PromQL queries waiting for a CPU slot now.",
+			}, func() float64 { return float64(s.Waiting()) }),
+		)
+	}
+	return s
 }
 
 func ingestLimits(cfg *Config) ingest.Limits {
