@@ -128,8 +128,11 @@ func (d *decoder) reset() {
 
 // YieldEvery is how many series a bulk write's decoder, and the window's appender, process
 // between two runtime.Gosched calls: a few hundred microseconds of work, so that a small
-// write made runnable meanwhile does not wait for the whole request.
-const YieldEvery = 256
+// write made runnable meanwhile does not wait for the whole request. Yielding more often
+// costs throughput: on a background thread (runtime.bulk_write_nice) each yield hands the
+// processor to another thread and back. At 256, the maximum ingest rate was ~10 % lower
+// for no better latency (docs/benchmarks.md).
+const YieldEvery = 1024
 
 // maybeYield yields the processor every YieldEvery series of a bulk write.
 func (d *decoder) maybeYield(n int) {

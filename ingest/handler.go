@@ -238,27 +238,38 @@ func (h *Handler) handle(r *http.Request) (out outcome) {
 
 	d := getDecoder(&h.lim, h.now().Add(DefaultMaxFutureSampleDelta).UnixMilli())
 	defer putDecoder(d)
-	if out.err = h.read(d, r); out.err == nil {
-		if len(d.buf) >= BulkWriteBytes {
-			if out.err = h.acquireBulk(ctx); out.err == nil {
-				d.bulk = true
-				defer h.bulk.Release()
-			}
-		}
-		if out.err == nil {
-			out.err = d.decode(v)
-		}
-	}
-	if out.err != nil {
+	if out.err = h.read(d, r); out.err != nil {
 		out.msg = strings.Clone(out.err.Error())
 		return out
+	}
+	if len(d.buf) < BulkWriteBytes {
+		h.decodeAndWrite(ctx, d, v, &out)
+		return out
+	}
+	d.bulk = true
+	queued := time.Now()
+	if err := h.bulk.Run(ctx, func() {
+		h.metrics.bulkWait.Observe(time.Since(queued).Seconds())
+		h.decodeAndWrite(ctx, d, v, &out)
+	}); err != nil {
+		h.metrics.bulkWait.Observe(time.Since(queued).Seconds())
+		out.err = classed(ErrOverloaded, fmt.Errorf("waiting for a bulk write slot: %w", err))
+		out.msg = out.err.Error()
+	}
+	return out
+}
+
+// decodeAndWrite decodes the body read into d and hands it to the sinks.
+func (h *Handler) decodeAndWrite(ctx context.Context, d *decoder, v Version, out *outcome) {
+	if out.err = d.decode(v); out.err != nil {
+		out.msg = strings.Clone(out.err.Error())
+		return
 	}
 	h.countProblems(d)
 	out.written, out.err = h.write(ctx, d)
 	if out.err != nil {
 		out.msg = strings.Clone(out.err.Error())
 	}
-	return out
 }
 
 // acquire takes an inflight slot, waiting at most the configured time.
@@ -287,23 +298,6 @@ func (h *Handler) acquire(ctx context.Context) error {
 	}
 	return newLimitError(ErrOverloaded, limitMaxInflightWrite, int64(h.lim.maxInflight),
 		"too many concurrent write requests, waited %v for a slot; retry later", h.lim.inflightWait)
-}
-
-// acquireBulk takes a bulk slot, waiting as long as it takes: the request already holds an
-// inflight slot, and bulk slots are given back as fast as writes are decoded and queries
-// evaluated. It gives up only when the client does.
-func (h *Handler) acquireBulk(ctx context.Context) error {
-	if h.bulk.TryAcquire() {
-		h.metrics.bulkWait.Observe(0)
-		return nil
-	}
-	start := time.Now()
-	err := h.bulk.Acquire(ctx)
-	h.metrics.bulkWait.Observe(time.Since(start).Seconds())
-	if err != nil {
-		return classed(ErrOverloaded, fmt.Errorf("waiting for a bulk write slot: %w", err))
-	}
-	return nil
 }
 
 func (h *Handler) release() {

@@ -375,13 +375,27 @@ func TestBulkWritesAreBoundedAndSmallWritesPassThem(t *testing.T) {
 // PromQL queries), a bulk write waits while that work holds them, a small write does not,
 // and a bulk write whose client leaves while waiting is answered as overload without
 // reaching the sinks.
+// TestBulkWritesShareCPUSlots runs with ordinary slots and with background threads (the
+// gateway's default, runtime.bulk_write_nice), where bulk writes run on threads of their own.
 func TestBulkWritesShareCPUSlots(t *testing.T) {
+	background, err := cpuslots.NewBackground(1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, slots := range map[string]*cpuslots.Slots{"inline": cpuslots.New(1), "background": background} {
+		t.Run(name, func(t *testing.T) {
+			defer slots.Close()
+			testBulkWritesShareCPUSlots(t, slots)
+		})
+	}
+}
+
+func testBulkWritesShareCPUSlots(t *testing.T, slots *cpuslots.Slots) {
 	var written atomic.Int64
 	sink := SinkFunc(func(_ context.Context, req *Request) (Stats, error) {
 		written.Add(int64(len(req.Series)))
 		return countStats(req), nil
 	})
-	slots := cpuslots.New(1)
 	h, _ := newTestHandler(t, Options{Sinks: []Sink{sink}, CPUSlots: slots, Limits: Limits{MaxBulkWrites: 8}})
 	bulkBody := bulkWrite(t)
 	small := snappy(marshalV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{

@@ -58,6 +58,11 @@ type RuntimeConfig struct {
 	// spare processors are free for the garbage collector's mark worker and for network
 	// events and small writes.
 	SpareProcessors int `yaml:"spare_processors"`
+	// BulkWriteNice runs bulk writes on threads of their own whose scheduling priority is
+	// lowered by this much (as nice(1) counts, 1 to 19; Linux only), so that while the CPUs
+	// are saturated the operating system runs network events, small writes and the
+	// hot-series publishers first. 0 runs bulk writes on ordinary threads.
+	BulkWriteNice int `yaml:"bulk_write_nice"`
 	// MemoryLimitRatio sets GOMEMLIMIT to this fraction of the container's memory limit
 	// (cgroup), when there is one and GOMEMLIMIT is not set. 0 turns it off.
 	MemoryLimitRatio float64 `yaml:"memory_limit_ratio"`
@@ -217,6 +222,9 @@ func (c *Config) validate() []fieldError {
 	}
 	if p := c.Runtime.SpareProcessors; p < 0 || p > 64 {
 		add("runtime.spare_processors", "must be between 0 and 64, got %d", p)
+	}
+	if n := c.Runtime.BulkWriteNice; n < 0 || n > 19 {
+		add("runtime.bulk_write_nice", "must be between 0 and 19, got %d", n)
 	}
 	if r := c.Runtime.MemoryLimitRatio; r < 0 || r > 1 {
 		add("runtime.memory_limit_ratio", "must be between 0 and 1, got %g", r)

@@ -70,6 +70,7 @@ func TestBadConfigs(t *testing.T) {
 			"bad_values.bad.yml:8: limits.max_labels_per_series: must not be negative, got -3",
 			"bad_values.bad.yml:10: ingest.overload_status: must be 503 or 429, got 500",
 			"bad_values.bad.yml:12: runtime.spare_processors: must be between 0 and 64, got -1",
+			"bad_values.bad.yml:13: runtime.bulk_write_nice: must be between 0 and 19, got 20",
 		},
 		"wrong_type.bad.yml":   {"wrong_type.bad.yml:2: cannot unmarshal !!str `lots` into int64"},
 		"bad_duration.bad.yml": {"bad_duration.bad.yml:2:", "30 minutes"},

@@ -254,6 +254,9 @@ func TestBinaryStartsAndStopsOnSIGTERM(t *testing.T) {
 	if code, body := postWrite(t, http.DefaultClient, "http://"+addr, rw1Body(t, ts("hello", time.Now(), 1)), nil); code != http.StatusNoContent {
 		t.Fatalf("write: %d %s", code, body)
 	}
+	if runtime.GOOS == "linux" {
+		checkBulkThreads(t, "http://"+addr, cmd.Process.Pid)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -271,6 +274,48 @@ func TestBinaryStartsAndStopsOnSIGTERM(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %s:\n%s", want, logs.String())
 		}
+	}
+}
+
+// checkBulkThreads checks that the gateway with its bundled defaults runs one background
+// thread per CPU slot at runtime.bulk_write_nice (5) below its main thread's priority.
+func checkBulkThreads(t *testing.T, url string, pid int) {
+	t.Helper()
+	_, metrics := httpGet(t, url+"/metrics")
+	var slots int
+	for line := range strings.Lines(metrics) {
+		if v, ok := strings.CutPrefix(line, "eagle_eye_cpu_slots "); ok {
+			slots, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	if slots < 1 {
+		t.Fatalf("/metrics has no eagle_eye_cpu_slots")
+	}
+	niceOf := func(task string) int {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task))
+		if err != nil {
+			return -100 // the thread ended meanwhile
+		}
+		// Fields after the command's closing parenthesis, from the third (state) on; nice is
+		// the 19th.
+		_, rest, _ := strings.Cut(string(b), ") ")
+		f := strings.Fields(rest)
+		n, _ := strconv.Atoi(f[19-3])
+		return n
+	}
+	base := niceOf(strconv.Itoa(pid))
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lowered := 0
+	for _, task := range tasks {
+		if niceOf(task.Name()) == min(19, base+5) {
+			lowered++
+		}
+	}
+	if lowered != slots {
+		t.Errorf("%d of the gateway's %d threads run at nice %d, want one per CPU slot (%d)", lowered, len(tasks), min(19, base+5), slots)
 	}
 }
 

@@ -80,7 +80,8 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 
 	// Bulk writes and PromQL queries (rules, the HTTP API) share the CPU slots, so that
 	// together they leave the spare processors free for network events and small writes.
-	cpu := cpuSlots(cfg, reg)
+	cpu := cpuSlots(cfg, reg, logger)
+	defer cpu.Close()
 	engine := api.NewEngine(api.EngineOptions{
 		Timeout:       time.Duration(cfg.Query.Timeout),
 		MaxSamples:    cfg.Query.MaxSamples,
@@ -407,13 +408,19 @@ func run(ctx context.Context, f *Flags, cfg *Config, logger *slog.Logger, onRead
 }
 
 // cpuSlots returns the slots of limits.max_bulk_writes (0: the default, GOMAXPROCS), with
-// gauges of their use.
-func cpuSlots(cfg *Config, reg prometheus.Registerer) *cpuslots.Slots {
+// background threads at runtime.bulk_write_nice and gauges of their use.
+func cpuSlots(cfg *Config, reg prometheus.Registerer, logger *slog.Logger) *cpuslots.Slots {
 	n := cfg.Limits.MaxBulkWrites
 	if n == 0 {
 		n = ingest.DefaultMaxBulkWrites()
 	}
 	s := cpuslots.New(n)
+	if nice := cfg.Runtime.BulkWriteNice; nice > 0 {
+		var err error
+		if s, err = cpuslots.NewBackground(n, nice); err != nil {
+			logger.Warn("bulk writes run at the process's priority (runtime.bulk_write_nice)", "err", err)
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{

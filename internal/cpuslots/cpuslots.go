@@ -7,6 +7,10 @@
 // every processor runs a long task, it notices them only on its 10 ms background poll. With
 // the slots sized to the CPUs and the runtime given processors beyond them, one processor is
 // always left for network events and small tasks, which then start within microseconds.
+// Slots made by NewBackground go further for the heaviest kind of work (Run): it runs on
+// threads whose operating-system priority is lowered, so that when the machine's CPUs are
+// saturated (by this process or another), the kernel runs the latency-sensitive threads
+// first instead of sharing time evenly.
 //
 //	slots := cpuslots.New(runtime.NumCPU())
 //	if err := slots.Acquire(ctx); err != nil { ... }
@@ -15,6 +19,9 @@ package cpuslots
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 )
 
@@ -23,6 +30,12 @@ import (
 type Slots struct {
 	ch      chan struct{}
 	waiting atomic.Int64
+	jobs    chan job // to the background threads; nil: none
+}
+
+type job struct {
+	fn   func()
+	done chan any // the panic fn raised, or nil
 }
 
 // New returns n slots; n ≤ 0 means no bound.
@@ -31,6 +44,98 @@ func New(n int) *Slots {
 		return &Slots{}
 	}
 	return &Slots{ch: make(chan struct{}, n)}
+}
+
+// NewBackground returns n slots (n ≥ 1) with n background threads for Run: OS threads whose
+// scheduling priority is lowered by nice (1 to 19, as nice(1) counts). While the machine's
+// CPUs are all busy, the operating system then runs the process's other threads first:
+// those that answer network events, small writes and publishers. Where a thread's priority
+// cannot be set apart from the process's (not Linux), it returns New(n): a thread of its
+// own would only cost a hand-off per call. The error, if any, says that the priority could
+// not be lowered; the slots work all the same. Close stops the threads.
+func NewBackground(n, nice int) (*Slots, error) {
+	s := New(max(n, 1))
+	if !threadPriorities || nice <= 0 {
+		return s, nil
+	}
+	s.jobs = make(chan job)
+	errs := make(chan error, cap(s.ch))
+	for range cap(s.ch) {
+		go s.background(nice, errs)
+	}
+	var first error
+	for range cap(s.ch) {
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("lowering a background thread's priority by %d: %w", nice, err)
+		}
+	}
+	return s, first
+}
+
+// background runs jobs on a thread of its own, at a lower priority. It never unlocks the
+// thread: an unprivileged process cannot raise a thread's priority back, so the thread must
+// run nothing else, and the runtime ends it when this goroutine returns.
+func (s *Slots) background(nice int, started chan<- error) {
+	runtime.LockOSThread()
+	started <- lowerPriority(nice)
+	for j := range s.jobs {
+		j.done <- run(j.fn)
+	}
+}
+
+// Close stops the background threads, if any. Run must not be called after it.
+func (s *Slots) Close() {
+	if s != nil && s.jobs != nil {
+		close(s.jobs)
+	}
+}
+
+func run(fn func()) (p any) {
+	defer func() {
+		if v := recover(); v != nil {
+			p = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	fn()
+	return nil
+}
+
+// PanicError is what Run panics with when fn, run on a background thread, panicked: the
+// value fn panicked with and the background thread's stack at that point.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("%v\n\nbackground thread's stack:\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the value fn panicked with, if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// Run takes a slot, waiting as Acquire does, and calls fn in it: on a background thread
+// when the slots have them (NewBackground), else on the caller's goroutine. It returns
+// once fn has, or ctx's error without calling fn. A panic in fn on a background thread is
+// raised again in Run's caller as a *PanicError.
+func (s *Slots) Run(ctx context.Context, fn func()) error {
+	if err := s.Acquire(ctx); err != nil {
+		return err
+	}
+	defer s.Release()
+	if s == nil || s.jobs == nil {
+		fn()
+		return nil
+	}
+	done := make(chan any, 1)
+	s.jobs <- job{fn: fn, done: done}
+	if p := <-done; p != nil {
+		panic(p)
+	}
+	return nil
 }
 
 // Cap is the number of slots, 0 when unbounded.

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package cpuslots
+
+const threadPriorities = false
+
+func lowerPriority(int) error { return nil }
