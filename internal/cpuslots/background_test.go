@@ -4,28 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
-
-// niceOfThisThread is the calling thread's nice value, as nice(1) counts.
-func niceOfThisThread(t *testing.T) int {
-	t.Helper()
-	if !threadPriorities {
-		t.Skip("thread priorities are set on Linux only")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	p, err := syscall.Getpriority(syscall.PRIO_PROCESS, syscall.Gettid())
-	if err != nil {
-		t.Fatalf("getpriority: %v", err)
-	}
-	return 20 - p
-}
 
 func newBackground(t *testing.T, n, nice int) *Slots {
 	t.Helper()
@@ -37,6 +20,9 @@ func newBackground(t *testing.T, n, nice int) *Slots {
 }
 
 func TestBackgroundRunsAtLowerPriority(t *testing.T) {
+	if !threadPriorities {
+		t.Skip("thread priorities are set on Linux only")
+	}
 	base := niceOfThisThread(t)
 	s := newBackground(t, 2, 5)
 	defer s.Close()

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package cpuslots
+
+import "testing"
+
+func niceOfThisThread(*testing.T) int { return 0 }
