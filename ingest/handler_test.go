@@ -374,8 +374,7 @@ func TestBulkWritesAreBoundedAndSmallWritesPassThem(t *testing.T) {
 // TestBulkWritesShareCPUSlots: with slots shared with other CPU-bound work (the gateway's
 // PromQL queries), a bulk write waits while that work holds them, a small write does not,
 // and a bulk write whose client leaves while waiting is answered as overload without
-// reaching the sinks.
-// TestBulkWritesShareCPUSlots runs with ordinary slots and with background threads (the
+// reaching the sinks. It runs with ordinary slots and with background threads (the
 // gateway's default, runtime.bulk_write_nice), where bulk writes run on threads of their own.
 func TestBulkWritesShareCPUSlots(t *testing.T) {
 	background, err := cpuslots.NewBackground(1, 10)

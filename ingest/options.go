@@ -78,10 +78,10 @@ type Limits struct {
 	// MaxBulkWrites bounds the bulk writes (decoded body of at least BulkWriteBytes) decoded
 	// and written at the same time (limits.max_bulk_writes, default DefaultMaxBulkWrites()).
 	// A bulk write that finds them all busy waits, holding its inflight slot, until one
-	// frees or its client goes away; smaller writes skip this bound. With one processor more than bulk slots, a
-	// small write, such as an engine's queue depth that routers wait for, finds a processor
-	// at once instead of queueing behind batches that take milliseconds each. Negative: no
-	// bound.
+	// frees or its client goes away; smaller writes skip this bound. With processors beyond
+	// the bulk slots, a small write, such as an engine's queue depth that routers wait for,
+	// finds a processor at once instead of queueing behind batches that take milliseconds
+	// each. Negative: no bound.
 	MaxBulkWrites int
 }
 

@@ -414,12 +414,10 @@ func cpuSlots(cfg *Config, reg prometheus.Registerer, logger *slog.Logger) *cpus
 	if n == 0 {
 		n = ingest.DefaultMaxBulkWrites()
 	}
-	s := cpuslots.New(n)
-	if nice := cfg.Runtime.BulkWriteNice; nice > 0 {
-		var err error
-		if s, err = cpuslots.NewBackground(n, nice); err != nil {
-			logger.Warn("bulk writes run at the process's priority (runtime.bulk_write_nice)", "err", err)
-		}
+	// With runtime.bulk_write_nice 0, NewBackground returns plain slots.
+	s, err := cpuslots.NewBackground(n, cfg.Runtime.BulkWriteNice)
+	if err != nil {
+		logger.Warn("bulk writes run at the process's priority (runtime.bulk_write_nice)", "err", err)
 	}
 	if reg != nil {
 		reg.MustRegister(

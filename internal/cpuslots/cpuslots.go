@@ -49,9 +49,9 @@ func New(n int) *Slots {
 // NewBackground returns n slots (n ≥ 1) with n background threads for Run: OS threads whose
 // scheduling priority is lowered by nice (1 to 19, as nice(1) counts). While the machine's
 // CPUs are all busy, the operating system then runs the process's other threads first:
-// those that answer network events, small writes and publishers. Where a thread's priority
-// cannot be set apart from the process's (not Linux), it returns New(n): a thread of its
-// own would only cost a hand-off per call. The error, if any, says that the priority could
+// those that answer network events, small writes and publishers. With nice ≤ 0, or where a
+// thread's priority cannot be set apart from the process's (not Linux), it returns New(n):
+// a thread of its own would only cost a hand-off per call. The error, if any, says that the priority could
 // not be lowered; the slots work all the same. Close stops the threads.
 func NewBackground(n, nice int) (*Slots, error) {
 	s := New(max(n, 1))
