@@ -74,7 +74,9 @@ func NewBackground(n, nice int) (*Slots, error) {
 
 // background runs jobs on a thread of its own, at a lower priority. It never unlocks the
 // thread: an unprivileged process cannot raise a thread's priority back, so the thread must
-// run nothing else, and the runtime ends it when this goroutine returns.
+// run nothing else, and the runtime ends it when this goroutine returns. The thread may be
+// the process's main one, so tools that show a process's nice value from its main thread
+// (ps -o ni) may show the lowered one.
 func (s *Slots) background(nice int, started chan<- error) {
 	runtime.LockOSThread()
 	started <- lowerPriority(nice)
